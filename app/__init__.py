@@ -1,0 +1,37 @@
+"""livedash: live numbers from a Raspberry Pi's sensors on a web page, pushed to every open page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+from flask_socketio import SocketIO
+
+from . import events, web
+from .config import Config
+from .livedash import Livedash
+from .state import secret_key
+
+ROOT = Path(__file__).resolve().parent.parent  # templates/ and static/ sit beside the package
+
+__all__ = ["create_app", "Config"]
+
+
+def create_app(config: Config) -> Flask:
+    """Build the Flask app, its SocketIO and its Livedash from *config*; nothing starts yet."""
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    app.config["SECRET_KEY"] = config.server.secret_key or secret_key(config.resolved_state_dir())
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # viewers only read; nothing big is ever posted
+    socketio = SocketIO(
+        app,
+        async_mode=config.server.async_mode,  # explicit: never whatever happens to be installed
+        cors_allowed_origins=None,  # same origin only
+        max_http_buffer_size=16 * 1024,  # a viewer's messages are a few names
+        logger=False,
+        engineio_logger=False,
+    )
+    livedash = Livedash(config, socketio)
+    app.extensions["livedash"] = livedash
+    app.register_blueprint(web.blueprint)
+    events.register(socketio, livedash)
+    return app

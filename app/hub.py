@@ -1,0 +1,159 @@
+"""The hub: each channel's recent samples and status, and the one place that emits them.
+
+Samplers run on native threads and only ``post`` to the hub's inbox, a thread-safe queue.
+The hub's pump runs in the server's own concurrency world (a green thread under eventlet,
+a thread under threading), takes what was posted, numbers it, keeps it, and emits it to
+the room of the channel, so every subscribed client gets it and nobody else does.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from .config import ChannelConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sample:
+    seq: int  # 1, 2, 3... per channel: how a client finds gaps and duplicates
+    t: float  # the server's wall clock when it was read, epoch milliseconds
+    value: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "t": self.t, "value": self.value}
+
+
+class Channel:
+    """One channel's live state: its ring of recent samples, its status and why."""
+
+    def __init__(self, config: ChannelConfig, history: int):
+        self.config = config
+        self.samples: deque[Sample] = deque(maxlen=history)
+        self.seq = 0
+        self.status = "starting"
+        self.reason: str | None = None
+        self.last_at: float | None = None  # monotonic time of the last sample
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def describe(self) -> dict[str, Any]:
+        c = self.config
+        return {"name": c.name, "label": c.title, "unit": c.unit, "rate_hz": c.rate_hz,
+                "decimals": c.decimals, "min": c.display_min, "max": c.display_max,
+                "source": c.source, "status": self.status, "reason": self.reason}
+
+    def history(self, since: int = 0) -> list[dict[str, Any]]:
+        return [s.as_dict() for s in list(self.samples) if s.seq > since]
+
+    def age_s(self, now: float) -> float | None:
+        return None if self.last_at is None else now - self.last_at
+
+
+def room(channel: str) -> str:
+    return f"channel:{channel}"
+
+
+class Hub:
+    """Keeps the channels and fans their samples and status out to the clients."""
+
+    def __init__(self, channels: Iterable[ChannelConfig], history: int,
+                 emit: Callable[..., None], enter_room: Callable[[str, str], None],
+                 leave_room: Callable[[str, str], None]):
+        self.channels = {c.name: Channel(c, history) for c in channels}
+        self.clients: set[str] = set()
+        self._emit, self._enter_room, self._leave_room = emit, enter_room, leave_room
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.pumped_at = time.monotonic()  # when the pump last took from the inbox
+
+    # From any thread.
+
+    def post(self, name: str, t: float, value: float | None, fault: str | None) -> None:
+        """Thread-safe: what a sampler read (or why it could not)."""
+        self._inbox.put((name, t, value, fault))
+
+    def close_inbox(self) -> None:
+        self._inbox.put(None)
+
+    def backlog(self) -> int:
+        return self._inbox.qsize()
+
+    # In the server's concurrency world.
+
+    def pump(self, wait_for: Callable[[Callable[[], Any]], Any]) -> None:
+        """Take posts until the inbox is closed. *wait_for* runs a blocking get without stalling the loop."""
+        while True:
+            item = wait_for(self._inbox.get)
+            self.pumped_at = time.monotonic()
+            while item is not None:
+                self._take(*item)
+                try:
+                    item = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+            else:
+                return
+
+    def _take(self, name: str, t: float, value: float | None, fault: str | None) -> None:
+        channel = self.channels[name]
+        if fault is not None:
+            self._set_status(channel, "fault", fault)
+            return
+        channel.seq += 1
+        sample = Sample(channel.seq, t, value)
+        channel.samples.append(sample)
+        channel.last_at = time.monotonic()
+        if channel.status != "ok":
+            self._set_status(channel, "ok", None)
+        self._emit("sample", {"channel": name, **sample.as_dict()}, to=room(name))
+
+    def _set_status(self, channel: Channel, status: str, reason: str | None) -> None:
+        if (channel.status, channel.reason) == (status, reason):
+            return
+        if status == "fault":
+            log.warning("channel %s: fault: %s", channel.name, reason, extra={"channel": channel.name})
+        elif channel.status == "fault":
+            log.info("channel %s: recovered", channel.name, extra={"channel": channel.name})
+        channel.status, channel.reason = status, reason
+        self._emit("status", {"channel": channel.name, "status": status, "reason": reason})
+
+    # Clients.
+
+    def connect(self, sid: str, wanted: Iterable[str] | None) -> None:
+        """A new client: the channel list, then each subscribed channel's history."""
+        self.clients.add(sid)
+        self._emit("channels", self.describe(), to=sid)
+        self.subscribe(sid, self.channels if wanted is None else wanted)
+
+    def disconnect(self, sid: str) -> None:
+        self.clients.discard(sid)
+
+    def subscribe(self, sid: str, names: Iterable[str]) -> None:
+        """Join the rooms before taking history, so nothing falls between; the client drops repeats by seq."""
+        for name in names:
+            self._enter_room(sid, room(name))
+            self._emit("history", {"channel": name, "samples": self.channels[name].history()}, to=sid)
+
+    def unsubscribe(self, sid: str, names: Iterable[str]) -> None:
+        for name in names:
+            self._leave_room(sid, room(name))
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [c.describe() for c in self.channels.values()]
+
+    def health(self, now: float) -> dict[str, Any]:
+        channels = {}
+        for c in self.channels.values():
+            age = c.age_s(now)
+            channels[c.name] = {"status": c.status, "reason": c.reason, "rate_hz": c.config.rate_hz,
+                                "last_sample_age_s": None if age is None else round(age, 3),
+                                "seq": c.seq}
+        return channels

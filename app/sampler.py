@@ -1,0 +1,149 @@
+"""Sampling: one native thread per channel reads its source at the channel's rate.
+
+Sensor reads block: gpiozero waits for echoes and capacitor charges, lgpio calls back on
+its own threads. So reads never run in the server's event loop. Each channel has a sampler
+thread that keeps time with the monotonic clock, and a reader thread that does the read, so
+a read that hangs is abandoned after ``timeout_s`` and reported as a fault instead of
+stopping the sampler (a Python thread cannot be killed, only left behind).
+
+Samplers hand what they read to the hub through a callback that must be thread-safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Callable
+
+from .config import ChannelConfig
+from .sources import SensorFault, Source
+
+log = logging.getLogger(__name__)
+
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 30.0
+
+
+class SensorTimeout(SensorFault):
+    pass
+
+
+class Reader:
+    """Runs one call at a time on a daemon thread, so a hung sensor can be abandoned, not waited for."""
+
+    def __init__(self, name: str):
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._busy = False
+        self._thread = threading.Thread(target=self._serve, name=f"livedash-read-{name}", daemon=True)
+        self._thread.start()
+
+    def call(self, fn: Callable, timeout_s: float):
+        if self._busy:
+            raise SensorTimeout("sensor read still hung")
+        done, box = threading.Event(), {}
+        self._busy = True
+        self._requests.put((fn, box, done))
+        if not done.wait(timeout_s):
+            raise SensorTimeout(f"sensor read timed out after {timeout_s:g} s")
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def _serve(self) -> None:
+        while True:
+            fn, box, done = self._requests.get()
+            if fn is None:
+                return
+            try:
+                box["value"] = fn()
+            except BaseException as e:  # handed to the caller, who decides
+                box["error"] = e
+            self._busy = False
+            done.set()
+
+    def close(self) -> None:
+        self._requests.put((None, None, None))
+
+
+class Sampler:
+    """Reads one channel at its rate; reports each reading or fault through *report*.
+
+    ``report(name, t_ms, value, fault)``: *t_ms* is the wall clock in epoch milliseconds
+    (what the page plots); *fault* is None for a good reading, else the reason.
+    """
+
+    def __init__(self, channel: ChannelConfig, open_source: Callable[[], Source],
+                 report: Callable[[str, float, float | None, str | None], None]):
+        self.channel = channel
+        self._open_source = open_source
+        self._report = report
+        self._source: Source | None = None
+        self._reader = Reader(channel.name)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"livedash-sample-{channel.name}", daemon=True)
+        self.due = time.monotonic()  # the loop promises to come round again by this monotonic time
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def started(self) -> bool:
+        return self._thread.is_alive()
+
+    def stuck(self, now: float, grace_s: float = 5.0) -> bool:
+        """True when the loop missed its own deadline: a stuck sampler, as opposed to a faulty sensor."""
+        return self._thread.is_alive() and now > self.due + grace_s
+
+    def _run(self) -> None:
+        period, timeout = self.channel.period_s, self.channel.timeout_s
+        backoff = BACKOFF_FIRST_S
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            self.due = time.monotonic() + 2 * timeout
+            try:
+                value = self._read(timeout)
+            except Exception as e:
+                reason = str(e) if isinstance(e, SensorFault) else f"{type(e).__name__}: {e}"
+                self._report(self.channel.name, time.time() * 1000, None, reason)
+                if not isinstance(e, SensorFault):
+                    self._close_source()  # a device error: open it afresh on the next try
+                self.due = time.monotonic() + backoff + 2 * timeout
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+                next_at = time.monotonic()
+                continue
+            backoff = BACKOFF_FIRST_S
+            self._report(self.channel.name, time.time() * 1000, value, None)
+            next_at += period
+            now = time.monotonic()
+            if next_at < now:  # fell behind (a slow read): carry on from now rather than burst
+                next_at = now
+            self.due = next_at + 2 * timeout
+            self._stop.wait(next_at - now)
+
+    def _read(self, timeout: float) -> float:
+        if self._source is None:
+            self._source = self._reader.call(self._open_source, timeout)
+        return self._reader.call(self._source.read, timeout)
+
+    def _close_source(self) -> None:
+        if self._source is not None and not self._reader.busy:
+            try:
+                self._source.close()
+            except Exception as e:
+                log.warning("channel %s: closing its source failed: %s", self.channel.name, e)
+            self._source = None
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Stop sampling and let go of the hardware; a read still hung is left behind."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        self._close_source()
+        self._reader.close()

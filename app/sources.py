@@ -1,0 +1,119 @@
+"""Sources: the things a channel reads, software random or a GPIO sensor through gpiozero.
+
+To the sampler every source looks alike: ``read()`` gives one reading in the channel's unit
+or raises, ``close()`` lets go of the hardware. A source is the device's own reading
+followed by small steps (scale to the unit, refuse nonsense, round), composed here rather
+than written into each sensor, the way gpiozero's ``tools`` compose ``values``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any, Callable, Iterable
+
+from .config import ChannelConfig
+
+Reader = Callable[[], float]
+
+
+class SensorFault(Exception):
+    """A reading that cannot be shown: the message is the reason the page displays."""
+
+
+class Source:
+    """A reader and the gpiozero devices behind it, closed together."""
+
+    def __init__(self, read: Reader, devices: Iterable[Any] = ()):
+        self.read = read
+        self.devices = tuple(devices)
+
+    def close(self) -> None:
+        for device in self.devices:
+            device.close()
+
+
+def open_source(channel: ChannelConfig, pin_factory: Any = None) -> Source:
+    """Build *channel*'s source on *pin_factory* (None: gpiozero's default)."""
+    read, devices = OPENERS[channel.source](channel.options, pin_factory)
+    steps = [finite]
+    if channel.scale_from is not None:
+        steps.append(linear(channel.scale_from, channel.scale_to))
+    steps.append(rounded(channel.decimals))
+    return Source(chain(read, *steps), devices)
+
+
+# The steps: each takes a reading and gives the next.
+
+def chain(read: Reader, *steps: Callable[[float], float]) -> Reader:
+    def chained() -> float:
+        value = read()
+        for step in steps:
+            value = step(value)
+        return value
+    return chained
+
+
+def finite(value: Any) -> float:
+    """A sensor that has lost its echo or its wire gives None or NaN; that is a fault, not a number."""
+    if value is None:
+        raise SensorFault("no reading from the sensor")
+    value = float(value)
+    if not math.isfinite(value):
+        raise SensorFault(f"sensor gave {value}")
+    return value
+
+
+def linear(from_: tuple[float, float], to: tuple[float, float]) -> Callable[[float], float]:
+    """The two-point map of a calibration: from_[0] reads as to[0], from_[1] as to[1]."""
+    (a, b), (c, d) = from_, to
+    slope = (d - c) / (b - a)
+    return lambda value: c + (value - a) * slope
+
+
+def rounded(decimals: int) -> Callable[[float], float]:
+    return lambda value: round(value, decimals)
+
+
+# The openers: each builds a source's devices and says how to read them.
+
+def _random(options: dict[str, Any], pin_factory: Any) -> tuple[Reader, list[Any]]:
+    generator = random.Random()
+    low, high = options["min"], options["max"]
+    return (lambda: generator.uniform(low, high)), []
+
+
+def _distance(options: dict[str, Any], pin_factory: Any) -> tuple[Reader, list[Any]]:
+    from gpiozero import DistanceSensor
+
+    sensor = DistanceSensor(echo=options["echo_pin"], trigger=options["trigger_pin"],
+                            max_distance=options["max_distance"], pin_factory=pin_factory)
+    return (lambda: sensor.distance), [sensor]  # metres
+
+
+def _light(options: dict[str, Any], pin_factory: Any) -> tuple[Reader, list[Any]]:
+    from gpiozero import LightSensor
+
+    sensor = LightSensor(options["pin"], charge_time_limit=options["charge_time_limit"],
+                         pin_factory=pin_factory)
+    return (lambda: sensor.value), [sensor]  # 0 dark .. 1 light
+
+
+def _adc(options: dict[str, Any], pin_factory: Any) -> tuple[Reader, list[Any]]:
+    import gpiozero
+
+    chip = getattr(gpiozero, options["chip"])
+    kwargs = {} if options["chip"] in ("MCP3001", "MCP3201") else {"channel": options["adc_channel"]}
+    adc = chip(**kwargs, max_voltage=options["vref"],
+               clock_pin=options["clock_pin"], mosi_pin=options["mosi_pin"],
+               miso_pin=options["miso_pin"], select_pin=options["select_pin"],
+               pin_factory=pin_factory)
+    return (lambda: adc.voltage), [adc]  # volts
+
+
+OPENERS: dict[str, Callable[[dict[str, Any], Any], tuple[Reader, list[Any]]]] = {
+    "random": _random,
+    "distance": _distance,
+    "light": _light,
+    "adc": _adc,
+}

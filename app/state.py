@@ -1,0 +1,46 @@
+"""What livedash keeps in its state directory between runs.
+
+On the Pi that is systemd's StateDirectory (/var/lib/livedash), readable only by the
+service user. Files are written whole or not at all (temp file, fsync, rename), so a power
+cut never leaves half a file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+def ensure_dir(path: Path) -> Path:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def secret_key(state_dir: Path) -> str:
+    """This device's own secret, made on first start; never in the repo or the config template."""
+    path = ensure_dir(state_dir) / "secret_key"
+    try:
+        key = path.read_text().strip()
+    except FileNotFoundError:
+        key = ""
+    if not key:
+        key = secrets.token_hex(32)
+        write_atomically(path, key.encode())
+    return key
