@@ -270,7 +270,7 @@ def _check_unique(channels: tuple[ChannelConfig, ...], where: str) -> None:
             raise ConfigError(where, f"channels[{c.name}].name", "used by two channels")
         names.add(c.name)
         for k, pin in c.options.items():
-            if not k.endswith("_pin"):
+            if not (k == "pin" or k.endswith("_pin")):
                 continue
             owner = owners.setdefault(pin, c)
             if owner is not c and not (owner.source == c.source == "adc"):

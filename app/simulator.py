@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from gpiozero import Device
 from gpiozero.pins.mock import MockChargingPin, MockFactory, MockSPIDevice, MockTriggerPin
 
 from .config import ChannelConfig
@@ -129,6 +130,9 @@ class Simulator:
             vref: float = 3.3) -> MockMCP3xxx:
         """The mock chip on these SPI pins, made once and shared by its channels."""
         key = (clock, select)
+        # gpiozero 2.0.1's software SPI bus asks for the default pin factory even when it is
+        # given one, and off a Pi there is none: let this mock factory be the default.
+        Device.pin_factory = self.factory
         if key not in self.adcs:
             self.adcs[key] = MockMCP3xxx(self.factory, clock, mosi, miso, select, bits=bits, vref=vref)
         return self.adcs[key]

@@ -1,0 +1,145 @@
+"""GPIO sensors on gpiozero's MockFactory, read through the normal code path.
+
+The mock pins have real timing (an echo lasts echo_time, a capacitor charges in charge_time),
+so these are the same reads a Pi makes, with the pins set to exact values.
+"""
+
+import math
+import time
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from app.config import load
+from app.simulator import SPEED_OF_SOUND, Simulator
+from app.sources import SensorFault, open_source
+
+
+def channel(tmp_path, text):
+    path = tmp_path / "livedash.toml"
+    path.write_text(text)
+    return load(str(path), environ={}).channels[0]
+
+
+@pytest.fixture
+def pins():
+    factory = MockFactory()
+    simulator = Simulator(factory, simulate=False)
+    yield factory, simulator
+    simulator.stop()
+    factory.close()
+
+
+def test_distance_sensor_reads_the_echo_time_as_centimetres(tmp_path, pins):
+    factory, simulator = pins
+    c = channel(tmp_path, '[[channels]]\nname="d"\nsource="distance"\necho_pin=17\ntrigger_pin=18\n')
+    simulator.attach(c)
+    factory.pin(18).echo_time = 2 * 0.5 / SPEED_OF_SOUND  # 50 cm away
+    source = open_source(c, factory)
+    try:
+        assert source.read() == pytest.approx(50, abs=4)
+        factory.pin(18).echo_time = 2 * 1.2 / SPEED_OF_SOUND
+        time.sleep(1.0)  # the sensor's own queue of 9 readings turns over
+        assert source.read() == pytest.approx(120, abs=6)
+    finally:
+        source.close()
+
+
+def test_light_sensor_reads_the_charge_time_as_percent(tmp_path, pins):
+    factory, simulator = pins
+    c = channel(tmp_path, '[[channels]]\nname="l"\nsource="light"\npin=4\ncharge_time_limit=0.02\n')
+    simulator.attach(c)
+    factory.pin(4).charge_time = 0.005  # a quarter of the limit: bright
+    source = open_source(c, factory)
+    try:
+        assert source.read() == pytest.approx(75, abs=8)
+        factory.pin(4).charge_time = 0.015
+        time.sleep(0.8)
+        assert source.read() == pytest.approx(25, abs=8)
+    finally:
+        source.close()
+
+
+def test_adc_reads_volts_and_scales_them_to_the_channel_unit(tmp_path, pins):
+    factory, simulator = pins
+    tmp36 = channel(tmp_path, """[[channels]]
+name = "temp"
+source = "adc"
+adc_channel = 2
+vref = 3.3
+scale_from = [0.5, 1.5]
+scale_to = [0.0, 100.0]
+unit = "°C"
+decimals = 1
+""")
+    simulator.attach(tmp36)
+    adc = simulator.adcs[(11, 8)]
+    adc.volts[2] = 0.75
+    source = open_source(tmp36, factory)
+    try:
+        assert source.read() == pytest.approx(25.0, abs=0.4)  # a 10-bit step is 3.2 mV, 0.3 degrees
+        adc.volts[2] = 1.0
+        assert source.read() == pytest.approx(50.0, abs=0.4)
+        adc.volts[1] = 3.0  # another input of the same chip does not leak in
+        assert source.read() == pytest.approx(50.0, abs=0.4)
+    finally:
+        source.close()
+
+
+def test_two_channels_of_one_adc_share_the_bus(tmp_path, pins):
+    factory, simulator = pins
+    path = tmp_path / "livedash.toml"
+    path.write_text('[[channels]]\nname="a"\nsource="adc"\nadc_channel=0\n'
+                    '[[channels]]\nname="b"\nsource="adc"\nadc_channel=1\n')
+    a, b = load(str(path), environ={}).channels
+    simulator.attach(a)
+    simulator.attach(b)
+    simulator.adcs[(11, 8)].volts[:2] = [1.0, 2.0]
+    sa, sb = open_source(a, factory), open_source(b, factory)
+    try:
+        assert (sa.read(), sb.read()) == (pytest.approx(1.0, abs=0.005), pytest.approx(2.0, abs=0.005))
+    finally:
+        sa.close()
+        sb.close()
+
+
+def test_an_adc_that_gives_nonsense_is_a_fault(tmp_path, pins):
+    factory, simulator = pins
+    c = channel(tmp_path, '[[channels]]\nname="v"\nsource="adc"\n')
+    simulator.attach(c)
+    source = open_source(c, factory)
+    try:
+        simulator.adcs[(11, 8)].volts[0] = math.nan  # a chip that answers garbage raises in the read
+        with pytest.raises(Exception):
+            source.read()
+    finally:
+        source.close()
+
+
+def test_simulated_pins_drift_like_a_live_sensor(tmp_path):
+    factory = MockFactory()
+    simulator = Simulator(factory, simulate=True)
+    c = channel(tmp_path, '[[channels]]\nname="d"\nsource="distance"\n')
+    simulator.attach(c)
+    source = open_source(c, factory)
+    try:
+        readings = []
+        for _ in range(6):
+            readings.append(source.read())
+            time.sleep(0.5)
+        assert all(15 <= r <= 160 for r in readings), readings
+        assert len(set(readings)) > 1, "the simulated distance moves"
+    finally:
+        source.close()
+        simulator.stop()
+        factory.close()
+
+
+def test_finite_refuses_none_and_nan():
+    from app.sources import finite
+
+    with pytest.raises(SensorFault, match="no reading"):
+        finite(None)
+    with pytest.raises(SensorFault, match="nan"):
+        finite(float("nan"))
+    assert finite(3) == 3.0
