@@ -37,11 +37,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"livedash: config ok ({config.path}): {len(config.channels)} channel(s), "
               f"{config.server.async_mode} on {config.server.host}:{config.server.port}")
         return 0
-    logging.basicConfig(level=config.server.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request is too much for an SD card
-
     from . import create_app
     from .server import serve
+    from .systemd import log_handler
+
+    logging.basicConfig(level=config.server.log_level.upper(), handlers=[log_handler()])
+    logging.captureWarnings(True)  # gpiozero reports fallbacks as warnings: put them in the log
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request is too much for an SD card
 
     try:
         serve(create_app(config))

@@ -44,6 +44,7 @@ class ServerConfig:
     secret_key: str = ""  # empty: generated once and kept in state_dir
     state_dir: str = ""  # empty: $STATE_DIRECTORY (systemd), else ~/.local/state/livedash
     history: int = 600  # samples kept per channel
+    save_interval_s: float = 300.0  # how often history is saved: rarely, SD cards wear
     log_level: str = "info"
 
 
@@ -355,6 +356,7 @@ CHECKS = {
     ("server", "secret_key"): _text,
     ("server", "state_dir"): _text,
     ("server", "history"): _integer(10, 100_000),
+    ("server", "save_interval_s"): _number(low=1.0, high=86400.0),
     ("server", "log_level"): _choice(LOG_LEVELS),
     ("gpio", "pin_factory"): _choice(PIN_FACTORIES),
     ("gpio", "simulate"): _boolean,

@@ -119,9 +119,9 @@ class Hub:
         if (channel.status, channel.reason) == (status, reason):
             return
         if status == "fault":
-            log.warning("channel %s: fault: %s", channel.name, reason, extra={"channel": channel.name})
+            log.warning("channel %s: fault: %s", channel.name, reason, extra={"CHANNEL": channel.name})
         elif channel.status == "fault":
-            log.info("channel %s: recovered", channel.name, extra={"channel": channel.name})
+            log.info("channel %s: recovered", channel.name, extra={"CHANNEL": channel.name})
         channel.status, channel.reason = status, reason
         self._emit("status", {"channel": channel.name, "status": status, "reason": reason})
 
@@ -130,11 +130,13 @@ class Hub:
     def connect(self, sid: str, wanted: Iterable[str] | None) -> None:
         """A new client: the channel list, then each subscribed channel's history."""
         self.clients.add(sid)
+        log.info("client connected (%d now)", len(self.clients), extra={"CLIENTS": len(self.clients)})
         self._emit("channels", self.describe(), to=sid)
         self.subscribe(sid, self.channels if wanted is None else wanted)
 
     def disconnect(self, sid: str) -> None:
         self.clients.discard(sid)
+        log.info("client disconnected (%d now)", len(self.clients), extra={"CLIENTS": len(self.clients)})
 
     def subscribe(self, sid: str, names: Iterable[str]) -> None:
         """Join the rooms before taking history, so nothing falls between; the client drops repeats by seq."""
@@ -148,6 +150,30 @@ class Hub:
 
     def describe(self) -> list[dict[str, Any]]:
         return [c.describe() for c in self.channels.values()]
+
+    # Saved history.
+
+    def snapshot(self) -> dict[str, Any]:
+        return {c.name: {"seq": c.seq, "samples": c.history()} for c in self.channels.values()}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Take back what a previous run saved, so numbering goes on and pages find no hole.
+
+        Channels that no longer exist, and entries that are not samples, are dropped.
+        """
+        for name, entry in saved.items():
+            channel = self.channels.get(name)
+            try:
+                samples = [Sample(int(s["seq"]), float(s["t"]), float(s["value"])) for s in entry["samples"]]
+                seq = int(entry["seq"])
+            except (KeyError, TypeError, ValueError):
+                log.warning("saved history of channel %s is damaged; ignored", name)
+                continue
+            if channel is None or channel.seq:
+                continue
+            samples.sort(key=lambda s: s.seq)
+            channel.samples.extend(s for s in samples if s.seq <= seq)
+            channel.seq = max([seq] + [s.seq for s in samples])
 
     def health(self, now: float) -> dict[str, Any]:
         channels = {}

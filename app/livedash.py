@@ -14,8 +14,11 @@ from .pins import Pins
 from .runtime import runtime_for
 from .sampler import Sampler
 from .sources import open_source
+from .state import load_history, save_history
 
 log = logging.getLogger(__name__)
+
+PUMP_STUCK_S = 5.0  # samples waiting this long for the hub means the hub is stuck
 
 
 class Livedash:
@@ -37,8 +40,9 @@ class Livedash:
         self.samplers = [
             Sampler(channel, self._opener(channel), self.hub.post) for channel in config.channels
         ]
+        self.history_path = config.resolved_state_dir() / "history.json"
         self.started_at: float | None = None  # monotonic
-        self._pump = None
+        self.saved_at = 0.0
 
     def _opener(self, channel):
         return lambda: open_source(channel, self.pins.factory_for(channel))
@@ -46,15 +50,16 @@ class Livedash:
     def start(self) -> None:
         if self.started_at is not None:
             raise RuntimeError("livedash is already started")
-        self.started_at = time.monotonic()
-        self._pump = self.runtime.spawn(self.hub.pump, self.runtime.wait_for)
+        self.hub.restore(load_history(self.history_path))
+        self.started_at = self.saved_at = time.monotonic()
+        self.runtime.spawn(self.hub.pump, self.runtime.wait_for)
         for sampler in self.samplers:
             sampler.start()
         log.info("sampling %d channel(s): %s", len(self.samplers),
                  ", ".join(f"{s.channel.name} ({s.channel.source}, {s.channel.rate_hz:g} Hz)" for s in self.samplers))
 
     def stop(self) -> None:
-        """Tell the clients, stop sampling, let go of the pins."""
+        """Tell the clients, stop sampling, let go of the pins, save the history."""
         if self.started_at is None:
             return
         self.socketio.emit("bye", {"reason": "server stopping"})
@@ -62,8 +67,41 @@ class Livedash:
             sampler.stop()
         self.pins.close()
         self.hub.close_inbox()
+        self.save_history()
         self.socketio.server.eio.disconnect()
         self.started_at = None
+
+    def save_history(self) -> None:
+        """Save the rings; the write (fsync on an SD card) runs off the event loop."""
+        snapshot = self.hub.snapshot()
+        self.saved_at = time.monotonic()
+        try:
+            self.runtime.wait_for(lambda: save_history(self.history_path, snapshot))
+        except OSError as e:  # a full or read-only disk costs the saved history, not the service
+            log.error("could not save history to %s: %s", self.history_path, e)
+
+    def save_history_if_due(self, now: float) -> None:
+        if now - self.saved_at >= self.config.server.save_interval_s:
+            self.save_history()
+
+    def problems(self, now: float) -> list[str]:
+        """What is stuck, as opposed to faulty: anything here means systemd should restart us."""
+        found = [f"sampler {s.channel.name} is stuck" for s in self.samplers if s.stuck(now)]
+        waiting = self.hub.backlog()
+        if waiting and now - self.hub.pumped_at > PUMP_STUCK_S:
+            found.append(f"hub is stuck with {waiting} samples waiting")
+        if not self.runtime.serving():
+            found.append("web server has stopped")
+        return found
+
+    def status_line(self) -> str:
+        """What ``systemctl status`` shows: faults first, then how many are fine and who watches."""
+        channels = self.hub.channels.values()
+        parts = [f"channel {c.name}: fault: {c.reason}" for c in channels if c.status == "fault"]
+        fine = sum(c.status == "ok" for c in channels)
+        clients = len(self.hub.clients)
+        parts.append(f"{fine} channel{'s' * (fine != 1)} ok, {clients} client{'s' * (clients != 1)}")
+        return "; ".join(parts)
 
     def health(self) -> dict[str, Any]:
         now = time.monotonic()

@@ -51,6 +51,9 @@ class ThreadingRuntime:
         self._server.shutdown()
         self._server.server_close()
 
+    def serving(self) -> bool:
+        return self._thread.is_alive()
+
     def spawn(self, fn: Callable, *args: Any) -> threading.Thread:
         thread = threading.Thread(target=fn, args=args, daemon=True)
         thread.start()
@@ -88,6 +91,9 @@ class EventletRuntime:
     def stop_serving(self) -> None:
         if self._server is not None:
             self._server.kill()
+
+    def serving(self) -> bool:
+        return self._server is not None and not self._server.dead
 
     def spawn(self, fn: Callable, *args: Any):
         return self._eventlet.spawn(fn, *args)

@@ -7,9 +7,14 @@ cut never leaves half a file behind.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import secrets
+import time
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def ensure_dir(path: Path) -> Path:
@@ -44,3 +49,28 @@ def secret_key(state_dir: Path) -> str:
         key = secrets.token_hex(32)
         write_atomically(path, key.encode())
     return key
+
+
+def save_history(path: Path, snapshot: dict) -> None:
+    """Write the rings so a restart resumes them (and their numbering) instead of starting blank."""
+    ensure_dir(path.parent)
+    write_atomically(path, json.dumps({"version": 1, "channels": snapshot}, separators=(",", ":")).encode())
+
+
+def load_history(path: Path) -> dict:
+    """The rings saved last time; a torn or foreign file is set aside with a warning, never fatal."""
+    try:
+        data = json.loads(path.read_bytes())
+        if not isinstance(data, dict) or data.get("version") != 1 or not isinstance(data.get("channels"), dict):
+            raise ValueError("not a livedash history file")
+        return data["channels"]
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+        try:
+            os.replace(path, aside)
+        except OSError:
+            aside = path
+        log.warning("history in %s could not be read (%s); set aside as %s, starting empty", path, e, aside.name)
+        return {}

@@ -1,0 +1,223 @@
+"""systemd integration: the notify protocol for real, the watchdog's honesty, SIGTERM, the unit file."""
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from app.server import Supervisor
+from app.systemd import Notifier, log_handler
+from tests.support.notify import NotifySocket
+from tests.support.server import REPO, InProcessServer, Recorder, ServerProcess, wait_until
+
+UNIT = REPO / "systemd" / "livedash.service"
+
+ONE_RANDOM = """
+[[channels]]
+name = "random"
+source = "random"
+rate_hz = 10
+"""
+
+RANDOM_AND_MISSING_GPIO = ONE_RANDOM + """
+[[channels]]
+name = "light"
+source = "light"
+pin_factory = "lgpio"
+"""
+
+
+@pytest.fixture
+def notify(tmp_path):
+    sock = NotifySocket(tmp_path / "notify.sock")
+    yield sock
+    sock.close()
+
+
+@pytest.mark.parametrize("mode", ["eventlet", "threading"])
+def test_ready_only_once_listening_then_status_and_watchdog(tmp_path, notify, mode):
+    server = ServerProcess(tmp_path, RANDOM_AND_MISSING_GPIO, args=("--async-mode", mode),
+                           env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "1000000"})
+    probe = {}
+
+    def at_ready(fields):
+        if fields.get("READY") == "1":
+            with socket.socket() as s:
+                probe["connect"] = s.connect_ex(("127.0.0.1", server.port))
+
+    notify.on_message = at_ready
+    with server:
+        wait_until(lambda: "connect" in probe, what="READY=1")
+        assert probe["connect"] == 0, "READY=1 came before the port accepted connections"
+        ready = [f for _, f in notify.messages if "READY" in f][0]
+        assert "STATUS" in ready
+
+        wait_until(lambda: any("channel light: fault" in s for s in notify.statuses()), what="the fault in STATUS")
+        assert "channel light: fault: ModuleNotFoundError: No module named 'lgpio'; 1 channel ok, 0 clients" in notify.statuses()
+
+        with Recorder(server.url), Recorder(server.url):
+            wait_until(lambda: notify.statuses()[-1].endswith("1 channel ok, 2 clients"), what="STATUS with 2 clients")
+        wait_until(lambda: notify.statuses()[-1].endswith("1 channel ok, 0 clients"), what="STATUS back to 0 clients")
+
+        time.sleep(2.0)
+        pings = [at for at, _ in notify.with_key("WATCHDOG")]
+        gaps = [b - a for a, b in zip(pings, pings[1:])]
+        assert len(pings) >= 4
+        assert all(0.4 <= g <= 0.8 for g in gaps), f"WATCHDOG_USEC=1s asks for a ping every 0.5 s; gaps {gaps}"
+
+        if mode == "eventlet":  # the whole event loop frozen: no pings until it runs again
+            server.process.send_signal(signal.SIGSTOP)
+            time.sleep(1.5)
+            frozen_at = time.monotonic()
+            server.process.send_signal(signal.SIGCONT)
+            assert not [at for at, _ in notify.with_key("WATCHDOG") if frozen_at - 1.4 < at < frozen_at]
+            wait_until(lambda: notify.with_key("WATCHDOG")[-1][0] > frozen_at, what="pings after SIGCONT")
+    assert notify.with_key("STOPPING")
+
+
+def test_no_watchdog_when_not_asked(tmp_path, notify):
+    with ServerProcess(tmp_path, ONE_RANDOM, env={"NOTIFY_SOCKET": notify.path}):
+        wait_until(lambda: notify.with_key("READY"), what="READY=1")
+        time.sleep(1.0)
+    assert notify.with_key("WATCHDOG") == []
+
+
+@pytest.fixture
+def notify_env(notify, monkeypatch):
+    """sd_notify reads NOTIFY_SOCKET from the process's environment."""
+    monkeypatch.setenv("NOTIFY_SOCKET", notify.path)
+    return notify
+
+
+def supervise(server, notify_path, seconds):
+    """Run the main loop's supervisor against an in-process server for a while."""
+    notifier = Notifier({"NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "400000"})
+    supervisor = Supervisor(server.livedash, notifier)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        supervisor.tick(time.monotonic())
+        time.sleep(0.05)
+    return supervisor
+
+
+def test_a_stuck_sampler_stops_the_watchdog_but_a_faulty_sensor_does_not(tmp_path, notify_env):
+    notify = notify_env
+    with InProcessServer(RANDOM_AND_MISSING_GPIO, tmp_path) as server:
+        supervise(server, notify.path, 1.5)
+        assert server.livedash.hub.channels["light"].status == "fault"
+        assert len(notify.with_key("WATCHDOG")) >= 3, "a sensor in fault is not a reason to restart"
+
+        sampler = server.livedash.samplers[0]
+        hang = threading.Event()
+        sampler._report = lambda *args: hang.wait()  # the sampler's own loop now blocks
+        wait_until(lambda: server.livedash.problems(time.monotonic()), timeout=10, what="the sampler to be seen stuck")
+        assert server.livedash.problems(time.monotonic()) == ["sampler random is stuck"]
+        started = time.monotonic()
+        supervisor = supervise(server, notify.path, 1.5)
+        assert not [at for at, _ in notify.with_key("WATCHDOG") if at > started + 0.1]
+        assert supervisor.reported == ["sampler random is stuck"]
+        assert notify.statuses()[-1] == "sampler random is stuck"
+        hang.set()
+
+
+def test_a_stuck_hub_stops_the_watchdog(tmp_path, notify_env):
+    notify = notify_env
+    with InProcessServer(ONE_RANDOM, tmp_path) as server:
+        hub = server.livedash.hub
+        hang = threading.Event()
+        take = hub._take
+        hub._take = lambda *item: (hang.wait(), take(*item))
+        wait_until(lambda: server.livedash.problems(time.monotonic()), timeout=10, what="the hub to be seen stuck")
+        started = time.monotonic()
+        supervise(server, notify.path, 1.0)
+        assert not [at for at, _ in notify.with_key("WATCHDOG") if at > started + 0.1]
+        assert notify.statuses()[-1].startswith("hub is stuck with ")
+        hang.set()
+
+
+@pytest.mark.parametrize("mode", ["eventlet", "threading"])
+def test_sigterm_exits_0_saves_history_and_says_goodbye(tmp_path, mode):
+    server = ServerProcess(tmp_path, ONE_RANDOM, args=("--async-mode", mode)).start()
+    client = Recorder(server.url).connect()
+    wait_until(lambda: len(client.samples("random")) >= 5, what="samples")
+    started = time.monotonic()
+    assert server.stop(signal.SIGTERM, timeout=20) == 0
+    assert time.monotonic() - started < 5, "well within TimeoutStopSec"
+    wait_until(lambda: not client.client.connected, what="the client to be disconnected")
+    assert client.of("bye") == [{"reason": "server stopping"}]
+    saved = json.loads((server.state_dir / "history.json").read_text())
+    last_seen = client.samples("random")[-1]["seq"]
+    assert saved["channels"]["random"]["seq"] >= last_seen
+    assert oct((server.state_dir / "history.json").stat().st_mode & 0o777) == "0o600"
+
+    # The next start resumes the numbering, so a page that stayed open sees no repeat.
+    with server:
+        again = Recorder(server.url).connect()
+        wait_until(lambda: again.samples("random"), what="samples after the restart")
+        history = again.of("history")[0]["samples"]
+        assert history[0]["seq"] == 1 and history[-1]["seq"] >= saved["channels"]["random"]["seq"]
+        assert again.samples("random")[0]["seq"] > saved["channels"]["random"]["seq"]
+        again.disconnect()
+
+
+def test_a_corrupt_history_file_is_set_aside(tmp_path):
+    server = ServerProcess(tmp_path, ONE_RANDOM)
+    server.state_dir.mkdir(mode=0o700)
+    (server.state_dir / "history.json").write_text('{"version": 1, "chan')
+    with server:
+        assert server.health()["status"] == "ok"
+    assert "could not be read" in server.output()
+    assert list(server.state_dir.glob("history.json.corrupt-*"))
+
+
+def test_journal_handler_sends_structured_fields(monkeypatch):
+    st = os.fstat(2)
+    handler = log_handler({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+    from systemd.journal import JournalHandler
+
+    assert isinstance(handler, JournalHandler)
+    sent = []
+    handler.send = lambda *message, **fields: sent.append((message[0], fields))
+    logger = logging.getLogger("test.journal")
+    logger.addHandler(handler)
+    logger.warning("channel %s: fault: %s", "distance", "no echo", extra={"CHANNEL": "distance"})
+    logger.removeHandler(handler)
+    message, fields = sent[0]
+    assert message == "channel distance: fault: no echo"
+    assert fields["CHANNEL"] == "distance" and fields["PRIORITY"] == "4"
+    assert fields["SYSLOG_IDENTIFIER"] == "livedash"
+    assert isinstance(log_handler({}), logging.StreamHandler), "plain stderr off systemd"
+
+
+def systemd_root(tmp_path: Path) -> Path:
+    """A root with the host's systemd units and the paths the unit names, for `systemd-analyze --root`."""
+    root = tmp_path / "root"
+    (root / "usr/lib/systemd").mkdir(parents=True)
+    shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
+    python = root / "opt/livedash/venv/bin/python"
+    python.parent.mkdir(parents=True)
+    shutil.copy("/usr/bin/true", python)
+    (root / "etc/systemd/system").mkdir(parents=True)
+    return root
+
+
+def test_unit_file_verifies_and_scores(tmp_path):
+    root = systemd_root(tmp_path)
+    shutil.copy(UNIT, root / "etc/systemd/system" / UNIT.name)
+    verify = subprocess.run(["systemd-analyze", "verify", f"--root={root}", UNIT.name],
+                            capture_output=True, text=True)
+    assert verify.returncode == 0 and verify.stdout + verify.stderr == "", verify.stdout + verify.stderr
+    security = subprocess.run(["systemd-analyze", "security", "--offline=true", f"--root={root}", UNIT.name],
+                              capture_output=True, text=True)
+    score_line = security.stdout.strip().splitlines()[-1]
+    print(f"\nsystemd-analyze security: {score_line}")
+    score = float(score_line.split(":")[1].split()[0])
+    assert score <= 3.0, score_line
