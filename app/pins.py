@@ -1,8 +1,8 @@
 """Which gpiozero pin factory each channel's sensor gets.
 
-On a Raspberry Pi gpiozero's own default (lgpio) is right. Anywhere else there is no GPIO,
-so "auto" means mock pins, driven by the simulator so the page still looks alive. The choice
-is made here, explicitly, and never by gpiozero guessing from what is installed.
+On a Raspberry Pi gpiozero's own default (lgpio, then its fallbacks) is right. Anywhere else
+there is no GPIO, so "auto" means mock pins, driven by the simulator so the page still looks
+alive. Mock pins are chosen here, explicitly: gpiozero never picks them by itself.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class Pins:
         self.gpio = gpio
         self.simulator = None  # a Simulator, once a channel is on mock pins
         self._factories: dict[str, Any] = {}
+        self._resolved: dict[str, str] = {}
         self._lock = threading.Lock()  # samplers open their sources on their own threads
 
     def factory_for(self, channel: ChannelConfig) -> Any:
@@ -41,22 +42,24 @@ class Pins:
         if channel.source == "random":
             return None
         with self._lock:
-            name = self.resolve(channel.pin_factory or self.gpio.pin_factory)
+            name = self._resolve(channel.pin_factory or self.gpio.pin_factory)
             factory = self._factory(name)
             if name == "mock":
                 self.simulator.attach(channel)
             return factory
 
-    @staticmethod
-    def resolve(name: str) -> str:
+    def _resolve(self, name: str) -> str:
         if name != "auto":
             return name
-        if on_raspberry_pi():
-            return "lgpio"
-        log.info("no Raspberry Pi GPIO here: sensors run on gpiozero's mock pins")
-        return "mock"
+        if "auto" not in self._resolved:
+            self._resolved["auto"] = "default" if on_raspberry_pi() else "mock"
+            if self._resolved["auto"] == "mock":
+                log.info("no Raspberry Pi GPIO here: sensors run on gpiozero's mock pins")
+        return self._resolved["auto"]
 
     def _factory(self, name: str) -> Any:
+        if name == "default":
+            return None  # gpiozero picks: lgpio, then its fallbacks
         if name not in self._factories:
             if name == "mock":
                 from gpiozero.pins.mock import MockFactory

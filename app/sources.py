@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from typing import Any, Callable, Iterable
 
 from .config import ChannelConfig
 
 Reader = Callable[[], float]
+
+# DistanceSensor suggests pigpio for accuracy on every start; there is no pigpio on a Pi 5,
+# and its smoothing queue is accurate enough for a dashboard.
+warnings.filterwarnings("ignore", message="For more accurate readings, use the pigpio pin factory")
 
 
 class SensorFault(Exception):
