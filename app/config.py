@@ -46,6 +46,8 @@ class ServerConfig:
     history: int = 600  # samples kept per channel
     save_interval_s: float = 300.0  # how often history is saved: rarely, SD cards wear
     log_level: str = "info"
+    max_clients: int = 3000  # open pages at once; more are refused with a reason
+    max_clients_per_address: int = 100  # so one runaway machine cannot take them all
 
 
 @dataclass(frozen=True)
@@ -358,6 +360,8 @@ CHECKS = {
     ("server", "history"): _integer(10, 100_000),
     ("server", "save_interval_s"): _number(low=1.0, high=86400.0),
     ("server", "log_level"): _choice(LOG_LEVELS),
+    ("server", "max_clients"): _integer(1, 100_000),
+    ("server", "max_clients_per_address"): _integer(1, 100_000),
     ("gpio", "pin_factory"): _choice(PIN_FACTORIES),
     ("gpio", "simulate"): _boolean,
 }

@@ -12,7 +12,7 @@ import logging
 import queue
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from .config import ChannelConfig
@@ -58,6 +58,12 @@ class Channel:
         return None if self.last_at is None else now - self.last_at
 
 
+@dataclass
+class Client:
+    address: str
+    channels: set[str] = field(default_factory=set)
+
+
 def room(channel: str) -> str:
     return f"channel:{channel}"
 
@@ -69,7 +75,7 @@ class Hub:
                  emit: Callable[..., None], enter_room: Callable[[str, str], None],
                  leave_room: Callable[[str, str], None]):
         self.channels = {c.name: Channel(c, history) for c in channels}
-        self.clients: set[str] = set()
+        self.clients: dict[str, Client] = {}
         self._emit, self._enter_room, self._leave_room = emit, enter_room, leave_room
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.pumped_at = time.monotonic()  # when the pump last took from the inbox
@@ -127,26 +133,40 @@ class Hub:
 
     # Clients.
 
-    def connect(self, sid: str, wanted: Iterable[str] | None) -> None:
+    def connect(self, sid: str, address: str, wanted: Iterable[str] | None) -> None:
         """A new client: the channel list, then each subscribed channel's history."""
-        self.clients.add(sid)
-        log.info("client connected (%d now)", len(self.clients), extra={"CLIENTS": len(self.clients)})
+        self.clients[sid] = Client(address)
+        log.info("client %s connected (%d now)", address, len(self.clients), extra={"CLIENTS": len(self.clients)})
         self._emit("channels", self.describe(), to=sid)
         self.subscribe(sid, self.channels if wanted is None else wanted)
 
     def disconnect(self, sid: str) -> None:
-        self.clients.discard(sid)
-        log.info("client disconnected (%d now)", len(self.clients), extra={"CLIENTS": len(self.clients)})
+        client = self.clients.pop(sid, None)
+        if client is not None:
+            log.info("client %s disconnected (%d now)", client.address, len(self.clients),
+                     extra={"CLIENTS": len(self.clients)})
 
     def subscribe(self, sid: str, names: Iterable[str]) -> None:
-        """Join the rooms before taking history, so nothing falls between; the client drops repeats by seq."""
+        """Join the rooms before taking history, so nothing falls between; the client drops repeats by seq.
+
+        A channel the client already has is not sent again: asking twice costs nothing.
+        """
+        client = self.clients[sid]
         for name in names:
+            if name in client.channels:
+                continue
+            client.channels.add(name)
             self._enter_room(sid, room(name))
             self._emit("history", {"channel": name, "samples": self.channels[name].history()}, to=sid)
 
     def unsubscribe(self, sid: str, names: Iterable[str]) -> None:
+        client = self.clients[sid]
         for name in names:
+            client.channels.discard(name)
             self._leave_room(sid, room(name))
+
+    def clients_from(self, address: str) -> int:
+        return sum(c.address == address for c in self.clients.values())
 
     def describe(self) -> list[dict[str, Any]]:
         return [c.describe() for c in self.channels.values()]

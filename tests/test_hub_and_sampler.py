@@ -71,13 +71,19 @@ def test_connect_sends_channels_then_history_and_joins_rooms():
     hub.post("a", 1.0, 1.0, None)
     pump_all(hub)
     out.calls.clear()
-    hub.connect("sid1", None)
+    hub.connect("sid1", "10.0.0.7", None)
     assert [e for e, _, _ in out.calls] == ["channels", "history", "history"]
     assert all(to == "sid1" for _, _, to in out.calls)
     assert out.rooms == [("enter", "sid1", "channel:a"), ("enter", "sid1", "channel:b")]
-    assert hub.clients == {"sid1"}
+    assert list(hub.clients) == ["sid1"] and hub.clients_from("10.0.0.7") == 1
+    out.calls.clear()
+    hub.subscribe("sid1", ["a"])  # already has it: nothing sent again
+    assert out.calls == []
+    hub.unsubscribe("sid1", ["a"])
+    hub.subscribe("sid1", ["a"])
+    assert [e for e, _, _ in out.calls] == ["history"]
     hub.disconnect("sid1")
-    assert hub.clients == set()
+    assert hub.clients == {}
 
 
 def run_sampler(channel, read, seconds):

@@ -153,3 +153,23 @@ def test_sigterm_stops_cleanly(server):
         assert server.stop() == 0
         wait_until(lambda: not client.client.connected, what="the client to see the server go")
     assert client.of("bye") == [{"reason": "server stopping"}]
+
+
+def test_connection_caps_and_request_rate_are_enforced_with_reasons(tmp_path):
+    import socketio
+
+    config = '[server]\nmax_clients = 3\nmax_clients_per_address = 2\n' + TWO_CHANNELS
+    with ServerProcess(tmp_path, config) as server:
+        with Recorder(server.url) as first, Recorder(server.url):
+            third = Recorder(server.url)
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                third.connect()
+            assert third.of("connect_error") == [{"message": "too many connections from 127.0.0.1 (2)"}]
+
+            answers = [first.call("subscribe", "fast")["ok"] for _ in range(40)]
+            assert answers[:20] == [True] * 20 and answers.count(False) >= 15
+            assert first.call("subscribe", "fast") == {"ok": False, "error": "too many requests (at most 5 a second)"}
+            n = len(first.samples("fast"))
+            time.sleep(0.5)
+            assert len(first.samples("fast")) > n, "refused, not cut off"
+        assert server.output().count("refused (rate)") == 1, "logged once per client and kind"
