@@ -99,7 +99,8 @@ def test_page_shows_live_values_and_chart_without_scrollbars(browser, tmp_path, 
             const ch = window.livedash.channels.get('{name}');
             return [ch.plot.data[1].filter(v => v !== null).length, ch.samples.length, ch.plot.width, ch.plot.height];
         }}""")
-        assert drawn[0] == drawn[1] >= 3 and drawn[2] > 100 and drawn[3] > 50, drawn
+        # (a sample may arrive between the last frame drawn and this look)
+        assert 3 <= drawn[0] and drawn[1] - 2 <= drawn[0] <= drawn[1] and drawn[2] > 100 and drawn[3] > 50, drawn
         if config is THREE:
             wait_until(lambda: page.locator("[data-channel=light] .fault-reason").is_visible(), what="the fault")
             assert "No module named 'lgpio'" in page.locator("[data-channel=light] .fault-reason").inner_text()
