@@ -1,0 +1,181 @@
+"""A real booted Debian 12 system standing in for the Pi: systemd as PID 1, its own network.
+
+The root file system is built with mmdebstrap from the mirror this machine's own apt uses
+(read at run time, never written into the repo), cached as a tarball, and unpacked afresh
+for each run. systemd-nspawn boots it in a network namespace of its own, joined to a second
+namespace (the "LAN viewer") by a veth pair. Tests reach the guest's services only from the
+viewer namespace, and run Ansible against it through its leader process (nsenter).
+
+The guest has no way out to the internet. Everything the playbook installs with apt is in
+the root file system already (so apt finds it installed), and the app's Python packages come
+from a wheelhouse this machine downloads from PyPI and copies in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CACHE = Path(os.environ.get("LIVEDASH_TEST_CACHE", "/var/cache/livedash-test"))
+WHEELS_IN_GUEST = "/var/cache/livedash-wheels"
+
+# What a freshly flashed Raspberry Pi OS Lite has, plus what the playbook installs.
+PACKAGES = [
+    "systemd-sysv", "dbus", "udev", "kmod", "procps", "iproute2", "sudo", "ca-certificates",
+    "python3", "python3-apt", "python3-packaging", "python3-venv", "python3-systemd",
+    "avahi-daemon", "tzdata",
+    "cage", "xwayland", "chromium", "fonts-dejavu-core",
+]
+
+
+def run(cmd, **kwargs) -> subprocess.CompletedProcess:
+    kwargs.setdefault("check", True)
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    return subprocess.run(cmd, **kwargs)
+
+
+def apt_sources() -> Path:
+    """This machine's own deb822 sources: the mirror the guest is built from."""
+    for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")) + [Path("/etc/apt/sources.list")]:
+        if path.is_file() and "bookworm" in path.read_text():
+            return path
+    raise RuntimeError("no bookworm apt sources on this machine to build the guest from")
+
+
+def root_tarball() -> Path:
+    """The guest's root file system as a tarball, built once per package list."""
+    key = hashlib.sha256(" ".join(PACKAGES).encode()).hexdigest()[:12]
+    tarball = CACHE / f"bookworm-{key}.tar"
+    if not tarball.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        partial = tarball.with_suffix(".partial.tar")
+        run(["mmdebstrap", "--variant=apt", f"--include={','.join(PACKAGES)}", "bookworm",
+             str(partial), str(apt_sources())], capture_output=True)
+        partial.rename(tarball)
+    return tarball
+
+
+def wheelhouse(requirements: Path) -> Path:
+    """The app's pinned packages as wheels, fetched on this machine (the guest has no PyPI)."""
+    key = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
+    folder = CACHE / f"wheels-{key}"
+    if not folder.exists():
+        partial = CACHE / f"wheels-{key}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        run([sys.executable, "-m", "pip", "download", "-q", "-r", str(requirements), "-d", str(partial)])
+        partial.rename(folder)
+    return folder
+
+
+class Guest:
+    """A booted Debian guest and a LAN viewer namespace; use as a context manager."""
+
+    def __init__(self, workdir: Path, name: str = "livedash-test", subnet: int | None = None):
+        self.workdir = workdir
+        self.root = workdir / "root"
+        self.name = name
+        tag = f"{os.getpid() % 10000}"
+        self.guest_ns, self.lan_ns = f"ldg-{tag}", f"ldl-{tag}"
+        subnet = subnet if subnet is not None else 100 + os.getpid() % 100
+        self.address, self.viewer_address = f"10.231.{subnet}.1", f"10.231.{subnet}.2"
+        self.nspawn: subprocess.Popen | None = None
+        self.leader: int | None = None
+        self.console = workdir / "console.log"
+
+    # Building and booting.
+
+    def prepare(self, requirements: Path) -> "Guest":
+        self.root.mkdir(parents=True)
+        run(["tar", "-xf", str(root_tarball()), "-C", str(self.root)])
+        wheels = self.root / WHEELS_IN_GUEST.lstrip("/")
+        shutil.copytree(wheelhouse(requirements), wheels)
+        # pip in the guest trusts what this machine trusts (a test-harness step, not the playbook's).
+        for crt in Path("/usr/local/share/ca-certificates").glob("*.crt"):
+            shutil.copy(crt, self.root / "usr/local/share/ca-certificates" / crt.name)
+        self._make_lan()
+        return self
+
+    def _make_lan(self) -> None:
+        for ns in (self.guest_ns, self.lan_ns):
+            run(["ip", "netns", "add", ns])
+            run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        run(["ip", "link", "add", "ldv-g", "netns", self.guest_ns, "type", "veth",
+             "peer", "name", "ldv-l", "netns", self.lan_ns])
+        for ns, dev, addr in ((self.guest_ns, "ldv-g", self.address), (self.lan_ns, "ldv-l", self.viewer_address)):
+            run(["ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", dev])
+            run(["ip", "-n", ns, "link", "set", dev, "up"])
+
+    def boot(self, timeout: float = 60.0) -> "Guest":
+        """Boot with systemd as PID 1 and wait until it says running (or degraded)."""
+        self.nspawn = subprocess.Popen(
+            ["systemd-nspawn", "--register=no", "--keep-unit", "--console=pipe", "-b", "-D", str(self.root),
+             f"--network-namespace-path=/run/netns/{self.guest_ns}", f"--machine={self.name}",
+             "--timezone=off"],  # else /etc/localtime is a bind mount and the playbook cannot set it
+            stdin=subprocess.DEVNULL, stdout=open(self.console, "ab"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.nspawn.poll() is not None:
+                raise RuntimeError(f"the guest exited with {self.nspawn.returncode}: {self.console.read_text()[-2000:]}")
+            children = run(["pgrep", "-P", str(self.nspawn.pid)], check=False).stdout.split()
+            if children:
+                self.leader = int(children[0])
+                state = self.run(["systemctl", "is-system-running", "--wait"], check=False, timeout=timeout).stdout.strip()
+                if state in ("running", "degraded"):
+                    return self
+            time.sleep(0.2)
+        raise TimeoutError(f"the guest did not finish booting in {timeout} s")
+
+    def poweroff(self, timeout: float = 60.0) -> None:
+        if self.nspawn is None or self.nspawn.poll() is not None:
+            return
+        self.run(["systemctl", "poweroff"], check=False)
+        try:
+            self.nspawn.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.nspawn.pid, signal.SIGKILL)
+            self.nspawn.wait()
+
+    def reboot(self) -> None:
+        """A reboot is a power-off and a boot of the same root, as on the Pi's next power-up."""
+        self.poweroff()
+        self.boot()
+
+    # Reaching it.
+
+    def run(self, cmd, **kwargs) -> subprocess.CompletedProcess:
+        """Run *cmd* inside the guest, in all its namespaces."""
+        return run(["nsenter", "-t", str(self.leader), "-a", *cmd], **kwargs)
+
+    def viewer_run(self, cmd, **kwargs) -> subprocess.CompletedProcess:
+        """Run *cmd* in the LAN viewer's namespace, the only place the guest's address is reached from."""
+        return run(["ip", "netns", "exec", self.lan_ns, *cmd], **kwargs)
+
+    def inventory(self, path: Path, **variables: str) -> Path:
+        """An Ansible inventory naming this guest, reached through its leader process."""
+        lines = ["[livedash]",
+                 f"{self.name} ansible_connection=community.docker.nsenter ansible_nsenter_pid={self.leader} "
+                 f"ansible_python_interpreter=/usr/bin/python3",
+                 "[livedash:vars]"]
+        lines += [f"{k}={v}" for k, v in variables.items()]
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    # Cleaning up, whatever happened.
+
+    def __enter__(self) -> "Guest":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.poweroff(timeout=30)
+        finally:
+            for ns in (self.guest_ns, self.lan_ns):
+                run(["ip", "netns", "delete", ns], check=False)
