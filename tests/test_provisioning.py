@@ -95,7 +95,8 @@ def test_config_and_state_are_private(guest, provisioned):
 
 
 def test_installed_unit_verifies(guest, provisioned):
-    result = subprocess.run(["systemd-analyze", "verify", f"--root={guest.root}", "livedash.service"],
+    result = subprocess.run(["systemd-analyze", "verify", f"--root={guest.root}", "livedash.service",
+                             "livedash-kiosk.service"],
                             capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout + result.stderr == "", result.stdout + result.stderr
 
@@ -128,3 +129,19 @@ def test_it_comes_back_after_a_reboot(guest, provisioned):
     wait_until(lambda: service(guest, "ActiveState") == "active", timeout=60, what="livedash after the reboot")
     count, _ = viewer_samples(guest)
     assert count >= 2
+
+
+def kiosk(guest, prop):
+    return guest.run(["systemctl", "show", "-P", prop, "livedash-kiosk"]).stdout.strip()
+
+
+def test_the_kiosk_is_enabled_and_comes_back_when_chromium_dies(guest, provisioned):
+    assert guest.run(["systemctl", "is-enabled", "livedash-kiosk"], check=False).stdout.strip() == "enabled"
+    wait_until(lambda: guest.run(["pgrep", "-u", "kiosk", "-x", "chromium"], check=False).returncode == 0,
+               timeout=60, what="Chromium in the guest's kiosk")
+    restarts = int(kiosk(guest, "NRestarts"))
+    browser = guest.run(["pgrep", "-o", "-u", "kiosk", "-x", "chromium"]).stdout.split()[0]
+    guest.run(["kill", "-9", browser])
+    wait_until(lambda: int(kiosk(guest, "NRestarts")) > restarts, timeout=30, what="systemd to restart the kiosk")
+    wait_until(lambda: guest.run(["pgrep", "-u", "kiosk", "-x", "chromium"], check=False).returncode == 0,
+               timeout=60, what="Chromium back in the kiosk")

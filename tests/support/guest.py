@@ -99,8 +99,19 @@ class Guest:
         # pip in the guest trusts what this machine trusts (a test-harness step, not the playbook's).
         for crt in Path("/usr/local/share/ca-certificates").glob("*.crt"):
             shutil.copy(crt, self.root / "usr/local/share/ca-certificates" / crt.name)
+        self._headless_kiosk()
         self._make_lan()
         return self
+
+    def _headless_kiosk(self) -> None:
+        """The guest has no screen and no tty1: the kiosk unit gets cage's headless backend instead."""
+        dropin = self.root / "etc/systemd/system/livedash-kiosk.service.d"
+        dropin.mkdir(parents=True)
+        (dropin / "headless-test.conf").write_text(
+            "# Test harness only: no screen in this guest.\n"
+            "[Service]\n"
+            "StandardInput=null\n"
+            "Environment=WLR_BACKENDS=headless WLR_RENDERER=pixman WLR_LIBINPUT_NO_DEVICES=1\n")
 
     def _make_lan(self) -> None:
         for ns in (self.guest_ns, self.lan_ns):
