@@ -32,7 +32,7 @@ print(len(got), got[-1]["channel"] if got else "")
 
 def playbook(guest, tmp_path, *args):
     inventory = guest.inventory(tmp_path / "inventory", base_hostname="livedash-test",
-                                livedash_pip_extra_args=f'"--no-index --find-links={WHEELS_IN_GUEST}"')
+                                livedash_pip_environment=json.dumps({"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": WHEELS_IN_GUEST}).replace(" ", ""))
     return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inventory), "site.yml", *args], cwd=PROVISIONING,
                           capture_output=True, text=True, timeout=900)
 
@@ -105,6 +105,18 @@ def test_a_second_run_changes_nothing(guest, provisioned):
     second = playbook(guest, provisioned)
     assert second.returncode == 0, second.stdout[-3000:]
     assert recap(second.stdout)["changed"] == "0", second.stdout[-3000:]
+
+
+def test_check_mode_with_diff_works_and_finds_nothing_to_do(guest, provisioned):
+    check = playbook(guest, provisioned, "--check", "--diff")
+    assert check.returncode == 0, check.stdout[-3000:]
+    assert recap(check.stdout)["changed"] == "0", check.stdout[-3000:]
+
+
+def test_the_playbook_lints_clean_with_the_production_profile():
+    lint = subprocess.run([str(Path(sys.executable).with_name("ansible-lint")), "--profile", "production"],
+                          cwd=PROVISIONING, capture_output=True, text=True, timeout=300)
+    assert lint.returncode == 0, lint.stdout[-3000:] + lint.stderr[-3000:]
 
 
 def test_kill_9_is_restarted(guest, provisioned):
