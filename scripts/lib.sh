@@ -26,9 +26,9 @@ need_python() {
 make_venv() {
   local requirements=$1 stamp=.venv/.installed-$(basename "$1")
   [ -x .venv/bin/python ] || python3 -m venv .venv
-  if [ ! -f "$stamp" ] || ! cat "$requirements" requirements.txt | cmp -s - "$stamp"; then
+  if [ ! -f "$stamp" ] || ! cat "$requirements" requirements*.txt | cmp -s - "$stamp"; then
     echo "==> installing Python packages from $requirements into .venv"
     .venv/bin/python -m pip install -q --disable-pip-version-check -r "$requirements"
-    cat "$requirements" requirements.txt > "$stamp"
+    cat "$requirements" requirements*.txt > "$stamp"
   fi
 }
