@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+
+# eventlet's green DNS pulls in dnspython (about 19 MB on a Pi Zero's 512); livedash resolves
+# nothing while serving, so plain getaddrinfo at start-up is enough. Must precede eventlet's import.
+os.environ.setdefault("EVENTLET_NO_GREENDNS", "yes")
 
 from .config import ASYNC_MODES, PIN_FACTORIES, ConfigError, load
 

@@ -113,6 +113,14 @@ def test_check_mode_with_diff_works_and_finds_nothing_to_do(guest, provisioned):
     assert recap(check.stdout)["changed"] == "0", check.stdout[-3000:]
 
 
+def test_an_unsupported_system_is_refused_early_with_a_reason(guest, provisioned):
+    refused = playbook(guest, provisioned, "-e", '{"base_supported_architectures": ["armv7l"]}')
+    assert refused.returncode != 0
+    assert "livedash needs Raspberry Pi OS (or Debian) 12 or 13 on armv7l; this host runs Debian 12" in refused.stdout
+    assert "on x86_64" in refused.stdout
+    assert recap(refused.stdout)["changed"] == "0", "nothing was touched"
+
+
 def test_the_playbook_lints_clean_with_the_production_profile():
     lint = subprocess.run([str(Path(sys.executable).with_name("ansible-lint")), "--profile", "production"],
                           cwd=PROVISIONING, capture_output=True, text=True, timeout=300)
