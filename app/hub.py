@@ -40,6 +40,7 @@ class Channel:
         self.status = "starting"
         self.reason: str | None = None
         self.last_at: float | None = None  # monotonic time of the last sample
+        self.last_t = 0.0  # its wall-clock time; t never goes backwards, whatever NTP does
 
     @property
     def name(self) -> str:
@@ -114,6 +115,7 @@ class Hub:
             self._set_status(channel, "fault", fault)
             return
         channel.seq += 1
+        t = channel.last_t = max(t, channel.last_t)  # a clock stepped back must not reorder the chart
         sample = Sample(channel.seq, t, value)
         channel.samples.append(sample)
         channel.last_at = time.monotonic()
@@ -176,9 +178,12 @@ class Hub:
     def snapshot(self) -> dict[str, Any]:
         return {c.name: {"seq": c.seq, "samples": c.history()} for c in self.channels.values()}
 
-    def restore(self, saved: dict[str, Any]) -> None:
+    def restore(self, saved: dict[str, Any], lagging_s: float | None = None) -> None:
         """Take back what a previous run saved, so numbering goes on and pages find no hole.
 
+        *lagging_s*: how long the previous run may have gone on after this was saved (it
+        crashed). Numbering then jumps past anything it may have sent meanwhile, at half as
+        fast again as the channel's rate, so no page ever sees one seq with two values.
         Channels that no longer exist, and entries that are not samples, are dropped.
         """
         for name, entry in saved.items():
@@ -194,6 +199,10 @@ class Hub:
             samples.sort(key=lambda s: s.seq)
             channel.samples.extend(s for s in samples if s.seq <= seq)
             channel.seq = max([seq] + [s.seq for s in samples])
+            if channel.samples:
+                channel.last_t = channel.samples[-1].t
+            if lagging_s is not None:
+                channel.seq += int(lagging_s * channel.config.rate_hz * 1.5) + 10
 
     def health(self, now: float) -> dict[str, Any]:
         channels = {}

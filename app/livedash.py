@@ -50,7 +50,10 @@ class Livedash:
     def start(self) -> None:
         if self.started_at is not None:
             raise RuntimeError("livedash is already started")
-        self.hub.restore(load_history(self.history_path))
+        saved = load_history(self.history_path)
+        # After a crash the file may lag behind what pages were sent: number on past that.
+        lagging_s = None if saved.get("clean", True) else max(0.0, time.time() - saved.get("saved_at", 0.0))
+        self.hub.restore(saved.get("channels", {}), lagging_s)
         self.started_at = self.saved_at = time.monotonic()
         self.runtime.spawn(self.hub.pump, self.runtime.wait_for)
         for sampler in self.samplers:
@@ -67,16 +70,16 @@ class Livedash:
             sampler.stop()
         self.pins.close()
         self.hub.close_inbox()
-        self.save_history()
+        self.save_history(clean=True)
         self.socketio.server.eio.disconnect()
         self.started_at = None
 
-    def save_history(self) -> None:
+    def save_history(self, clean: bool = False) -> None:
         """Save the rings; the write (fsync on an SD card) runs off the event loop."""
         snapshot = self.hub.snapshot()
         self.saved_at = time.monotonic()
         try:
-            self.runtime.wait_for(lambda: save_history(self.history_path, snapshot))
+            self.runtime.wait_for(lambda: save_history(self.history_path, snapshot, clean))
         except OSError as e:  # a full or read-only disk costs the saved history, not the service
             log.error("could not save history to %s: %s", self.history_path, e)
 

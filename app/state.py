@@ -51,19 +51,27 @@ def secret_key(state_dir: Path) -> str:
     return key
 
 
-def save_history(path: Path, snapshot: dict) -> None:
-    """Write the rings so a restart resumes them (and their numbering) instead of starting blank."""
+def save_history(path: Path, snapshot: dict, clean: bool) -> None:
+    """Write the rings so a restart resumes them (and their numbering) instead of starting blank.
+
+    *clean* is true only for the save made while stopping: a file saved on the way (and then
+    left by a crash or a power cut) may lag behind what pages were already sent.
+    """
     ensure_dir(path.parent)
-    write_atomically(path, json.dumps({"version": 1, "channels": snapshot}, separators=(",", ":")).encode())
+    data = {"version": 1, "saved_at": time.time(), "clean": clean, "channels": snapshot}
+    write_atomically(path, json.dumps(data, separators=(",", ":")).encode())
 
 
 def load_history(path: Path) -> dict:
-    """The rings saved last time; a torn or foreign file is set aside with a warning, never fatal."""
+    """What was saved last time (channels, saved_at, clean); a torn or foreign file is set aside
+    with a warning, never fatal."""
     try:
         data = json.loads(path.read_bytes())
         if not isinstance(data, dict) or data.get("version") != 1 or not isinstance(data.get("channels"), dict):
             raise ValueError("not a livedash history file")
-        return data["channels"]
+        if not isinstance(data.get("saved_at", 0), (int, float)):
+            raise ValueError("saved_at is not a time")
+        return data
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as e:

@@ -163,3 +163,24 @@ def test_an_unexpected_error_reopens_the_source():
     sampler.stop()
     assert reports[0][3] == "ZeroDivisionError: division by zero"
     assert len(opened) == 2 and reports[-1][2] == 2.0
+
+
+def test_restore_after_a_crash_numbers_past_what_may_have_been_sent():
+    hub, _ = make_hub()
+    saved = {"a": {"seq": 100, "samples": [{"seq": 99, "t": 1.0, "value": 1.0}, {"seq": 100, "t": 2.0, "value": 2.0}]}}
+    hub.restore(saved, lagging_s=None)
+    assert hub.channels["a"].seq == 100, "a clean stop resumes exactly"
+    crashed, _ = make_hub()
+    crashed.restore(saved, lagging_s=20.0)  # rate 1 Hz: it may have sent 20 more
+    assert crashed.channels["a"].seq >= 100 + 20 * 1.5
+    assert [s["seq"] for s in crashed.channels["a"].history()] == [99, 100]
+
+
+def test_a_clock_stepped_back_does_not_reorder_samples():
+    hub, out = make_hub()
+    hub.post("a", 5000.0, 1.0, None)
+    hub.post("a", 1000.0, 2.0, None)  # NTP stepped the clock back four seconds
+    hub.post("a", 5100.0, 3.0, None)
+    pump_all(hub)
+    ts = [s["t"] for s in hub.channels["a"].history()]
+    assert ts == sorted(ts) == [5000.0, 5000.0, 5100.0]

@@ -154,6 +154,7 @@ def test_sigterm_exits_0_saves_history_and_says_goodbye(tmp_path, mode):
     wait_until(lambda: not client.client.connected, what="the client to be disconnected")
     assert client.of("bye") == [{"reason": "server stopping"}]
     saved = json.loads((server.state_dir / "history.json").read_text())
+    assert saved["clean"] is True
     last_seen = client.samples("random")[-1]["seq"]
     assert saved["channels"]["random"]["seq"] >= last_seen
     assert oct((server.state_dir / "history.json").stat().st_mode & 0o777) == "0o600"

@@ -1,0 +1,154 @@
+"""Hostile and broken input, crashes and restarts, against a real server process.
+
+After each bad thing, a well-behaved client must still receive every sample at full rate,
+and the server's memory must stay flat.
+"""
+
+import json
+import signal
+import socket
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.support.server import Recorder, ServerProcess, get_json, wait_until
+
+FAST = """
+[server]
+save_interval_s = 1
+
+[[channels]]
+name = "fast"
+source = "random"
+rate_hz = 20
+"""
+
+
+def rss_mb(server):
+    status = open(f"/proc/{server.process.pid}/status").read()
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+
+class RawSocketIO:
+    """A WebSocket spoken by hand, to send what no proper client would."""
+
+    def __init__(self, port):
+        import websocket  # websocket-client
+
+        self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket",
+                                              timeout=5)
+        assert self.ws.recv().startswith("0{")  # Engine.IO open
+        self.ws.send("40")
+        # The channel list may come ahead of the connect acknowledgement; both come.
+        assert any(self.ws.recv().startswith("40") for _ in range(5))
+
+    def send(self, text=None, binary=None):
+        if binary is not None:
+            self.ws.send_binary(binary)
+        else:
+            self.ws.send(text)
+
+    def alive(self):
+        try:
+            self.ws.send("2probe")  # an Engine.IO ping from the client side
+            return True
+        except Exception:
+            return False
+
+
+HOSTILE_INPUTS = [
+    ("unknown Engine.IO packet", dict(text="9garbage")),
+    ("broken JSON in an event", dict(text='42["subscribe", ')),
+    ("an event that is not a list", dict(text='42{"no": "list"}')),
+    ("an event name that is not text", dict(text="42[42, 1]")),
+    ("an unknown namespace", dict(text="40/admin,")),
+    ("binary where text is expected", dict(binary=b"\x00\xff\x00\xff" * 16)),
+    ("an oversized message", dict(text='42["subscribe","' + "x" * 100_000 + '"]')),
+    ("a subscribe flood", dict(text='42["subscribe","fast"]')),
+    ("an unknown event", dict(text='42["set_rate",{"channel":"fast","rate_hz":200}]')),
+]
+
+
+def test_hostile_inputs_are_refused_and_everyone_else_is_served(tmp_path):
+    with ServerProcess(tmp_path, FAST) as server, Recorder(server.url) as good:
+        wait_until(lambda: len(good.samples("fast")) >= 10, what="samples for the good client")
+        memory_before = rss_mb(server)
+        for kind, payload in HOSTILE_INPUTS:
+            bad = RawSocketIO(server.port)
+            for _ in range(1000 if kind == "a subscribe flood" else 1):
+                try:
+                    bad.send(**payload)
+                except Exception:
+                    break  # the server may close a connection that breaks the protocol
+            start = len(good.samples("fast"))
+            time.sleep(1.0)
+            assert len(good.samples("fast")) - start >= 18, f"the good client slowed down after {kind}"
+        assert good.client.connected
+        seqs = [s["seq"] for s in good.samples("fast")]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "not one sample lost"
+        assert rss_mb(server) - memory_before < 15, "memory stays flat"
+        assert get_json(server.url + "/healthz")["status"] == "ok"
+
+
+def test_http_refuses_what_it_does_not_serve(tmp_path):
+    with ServerProcess(tmp_path, FAST) as server:
+        for path in ("/admin", "/console", "/api/history/..%2f..%2fetc", "/api/history/nope", "/static/../app/config.py"):
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(server.url + path, timeout=5)
+            assert e.value.code == 404, path
+            if path.startswith("/api/"):
+                assert json.loads(e.value.read())["error"] == "not found"
+        big = urllib.request.Request(server.url + "/socket.io/?EIO=4&transport=polling", data=b"x" * 200_000,
+                                     method="POST")
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(big, timeout=5)
+        assert e.value.code in (400, 413)
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(urllib.request.Request(server.url + "/", data=b"x", method="POST"), timeout=5)
+        assert e.value.code == 405
+
+
+def test_a_slow_header_client_does_not_block_others(tmp_path):
+    with ServerProcess(tmp_path, FAST) as server:
+        slow = socket.create_connection(("127.0.0.1", server.port))
+        slow.send(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and never finishes its headers
+        started = time.monotonic()
+        assert get_json(server.url + "/healthz")["status"] == "ok"
+        assert time.monotonic() - started < 1.0
+        slow.close()
+
+
+def test_an_unauthenticated_lan_client_reaches_only_the_page_assets_health_api_and_socketio(tmp_path):
+    from app import create_app
+    from app.config import load
+
+    path = tmp_path / "livedash.toml"
+    path.write_text(FAST)
+    app = create_app(load(str(path), environ={}, overrides={"server.state_dir": str(tmp_path / "state"),
+                                                           "server.async_mode": "threading"}))
+    routes = sorted((rule.rule, tuple(sorted(rule.methods - {"HEAD", "OPTIONS"}))) for rule in app.url_map.iter_rules())
+    assert routes == [("/", ("GET",)), ("/api/channels", ("GET",)), ("/api/history/<name>", ("GET",)),
+                      ("/healthz", ("GET",)), ("/static/<path:filename>", ("GET",))]
+    # ...and the Socket.IO endpoint, whose only client events are subscribe and unsubscribe.
+    handlers = app.extensions["socketio"].server.handlers["/"]
+    assert sorted(handlers) == ["*", "connect", "disconnect", "subscribe", "unsubscribe"]
+
+
+def test_sigkill_under_load_then_restart_resyncs_without_repeats(tmp_path):
+    server = ServerProcess(tmp_path, FAST).start()
+    before = Recorder(server.url).connect()
+    wait_until(lambda: len(before.samples("fast")) >= 40, what="two seconds of samples (and a save)")
+    server.stop(signal.SIGKILL)
+    seen = {s["seq"]: s for s in before.samples("fast")}
+    server.start()
+    after = Recorder(server.url).connect()
+    wait_until(lambda: len(after.samples("fast")) >= 5, what="samples after the restart")
+    after.disconnect()
+    history = after.of("history")[0]["samples"]
+    for s in history:  # what survived the crash is exactly what was sent
+        if s["seq"] in seen:
+            assert seen[s["seq"]]["value"] == s["value"] and seen[s["seq"]]["t"] == s["t"]
+    fresh = after.samples("fast")
+    assert fresh[0]["seq"] > max(seen), "numbering jumped past everything the killed server sent"
