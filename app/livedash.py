@@ -71,8 +71,19 @@ class Livedash:
         self.pins.close()
         self.hub.close_inbox()
         self.save_history(clean=True)
-        self.socketio.server.eio.disconnect()
+        self._close_connections()
         self.started_at = None
+
+    def _close_connections(self) -> None:
+        """Close every connection without waiting for it to flush.
+
+        Engine.IO's own disconnect-all waits for each client to take its last packets; a
+        long-polling client that has just gone away never does, and the stop would hang
+        until systemd kills us (seen under load). The pages were told ("bye") already.
+        """
+        eio = self.socketio.server.eio
+        for connection in list(eio.sockets.values()):
+            connection.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
 
     def save_history(self, clean: bool = False) -> None:
         """Save the rings; the write (fsync on an SD card) runs off the event loop."""

@@ -58,6 +58,7 @@ class ServerProcess:
                      "--state-dir", str(self.state_dir), *args)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEDASH_")}
         self.env.update(env or {})
+        self.env["PYTHONFAULTHANDLER"] = "1"  # a hang at stop is reported with every thread's stack
         self.process: subprocess.Popen | None = None
 
     @property
@@ -93,9 +94,15 @@ class ServerProcess:
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise
+            # SIGABRT: faulthandler (PYTHONFAULTHANDLER) prints where every thread is stuck.
+            self.process.send_signal(signal.SIGABRT)
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            raise AssertionError(f"livedash did not exit {timeout:g} s after {signal.Signals(sig).name}:\n"
+                                 f"{self.output()[-6000:]}") from None
         finally:
             self._log.close()
 
