@@ -27,6 +27,10 @@ def create_app(config: Config) -> Flask:
         async_mode=config.server.async_mode,  # explicit: never whatever happens to be installed
         cors_allowed_origins=None,  # same origin only
         max_http_buffer_size=16 * 1024,  # a viewer's messages are a few names
+        # A client that does not answer pings (a hung tab, a phone gone from the Wi-Fi) is let
+        # go within client_timeout_s, and what was queued for it with it.
+        ping_interval=config.server.client_timeout_s / 2,
+        ping_timeout=config.server.client_timeout_s / 2,
         logger=False,
         engineio_logger=False,
     )

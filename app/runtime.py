@@ -38,12 +38,16 @@ class ThreadingRuntime:
         sock.listen(128)
         return sock
 
-    def serve(self, sock: socket.socket, wsgi_app: Callable) -> None:
-        """Start serving *wsgi_app* on *sock* in the background."""
-        from werkzeug.serving import make_server
+    def serve(self, sock: socket.socket, wsgi_app: Callable, client_timeout_s: float = 60.0,
+              max_clients: int = 4096) -> None:
+        """Start serving *wsgi_app* on *sock* in the background (one thread per client)."""
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        class Handler(WSGIRequestHandler):
+            timeout = client_timeout_s  # a client that stops reading is let go, not waited on forever
 
         host, port = sock.getsockname()[:2]
-        self._server = make_server(host, port, wsgi_app, threaded=True, fd=sock.fileno())
+        self._server = make_server(host, port, wsgi_app, threaded=True, fd=sock.fileno(), request_handler=Handler)
         self._server.daemon_threads = True
         self._thread = self.spawn(self._server.serve_forever)
 
@@ -80,13 +84,16 @@ class EventletRuntime:
         family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         return self._eventlet.listen(address, family=family)
 
-    def serve(self, sock: socket.socket, wsgi_app: Callable, max_clients: int = 4096) -> None:
+    def serve(self, sock: socket.socket, wsgi_app: Callable, client_timeout_s: float = 60.0,
+              max_clients: int = 4096) -> None:
         import eventlet.wsgi
 
-        # debug=False: never send a traceback to a browser.
+        # debug=False: never send a traceback to a browser. socket_timeout: a client that stops
+        # reading (bad Wi-Fi, a hung tab) blocks its own writes only this long, then is let go,
+        # so its backlog cannot grow without bound; it resyncs from history when it returns.
         self._server = self._eventlet.spawn(
             eventlet.wsgi.server, sock, wsgi_app, log_output=False, debug=False,
-            max_size=max_clients, log=logging.getLogger("eventlet.wsgi"))
+            max_size=max_clients, socket_timeout=client_timeout_s, log=logging.getLogger("eventlet.wsgi"))
 
     def stop_serving(self) -> None:
         if self._server is not None:

@@ -64,7 +64,7 @@ def start(app: Flask) -> socket.socket:
     runtime, server = livedash.runtime, livedash.config.server
     sock = runtime.listen(server.host, server.port)
     livedash.start()
-    runtime.serve(sock, app)
+    runtime.serve(sock, app, client_timeout_s=server.client_timeout_s, max_clients=server.max_clients + 64)
     log.info("serving on http://%s:%d/ (%s)", server.host, sock.getsockname()[1], runtime.name)
     return sock
 

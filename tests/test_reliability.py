@@ -152,3 +152,73 @@ def test_sigkill_under_load_then_restart_resyncs_without_repeats(tmp_path):
             assert seen[s["seq"]]["value"] == s["value"] and seen[s["seq"]]["t"] == s["t"]
     fresh = after.samples("fast")
     assert fresh[0]["seq"] > max(seen), "numbering jumped past everything the killed server sent"
+
+
+def test_cross_origin_socketio_is_refused_by_default(tmp_path):
+    import websocket
+
+    with ServerProcess(tmp_path, FAST) as server:
+        url = f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket"
+        with pytest.raises(websocket.WebSocketBadStatusException) as e:
+            websocket.create_connection(url, origin="http://evil.example", timeout=5)
+        assert e.value.status_code == 400
+        same = websocket.create_connection(url, origin=server.url, timeout=5)
+        assert same.recv().startswith("0{")
+        same.close()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    import subprocess
+
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_is_reported_not_fatal(tmp_path, tiny_disk):
+    server = ServerProcess(tmp_path, FAST)
+    server.state_dir = tiny_disk / "state"
+    server.args = tuple(str(server.state_dir) if a == str(tmp_path / "state") else a for a in server.args)
+    with server:
+        (tiny_disk / "filler").write_bytes(b"\0" * (64 * 1024 - 8192))  # leave room for the secret key only
+        time.sleep(2.5)  # saves every second: they fail
+        assert get_json(server.url + "/healthz")["status"] == "ok"
+        with Recorder(server.url) as client:
+            wait_until(lambda: len(client.samples("fast")) >= 10, what="samples with a full disk")
+    assert "could not save history" in server.output() and "No space left on device" in server.output()
+
+
+@pytest.mark.parametrize("mode", ["eventlet", "threading"])
+def test_a_client_that_stops_reading_is_let_go_and_others_are_not_delayed(tmp_path, mode):
+    config = """
+[server]
+client_timeout_s = 2
+
+[[channels]]
+name = "fast"
+source = "random"
+rate_hz = 200
+"""
+    with ServerProcess(tmp_path, config, args=("--async-mode", mode)) as server, Recorder(server.url) as good:
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", server.port))
+        stalled.send(f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                     "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+        assert stalled.recv(64).startswith(b"HTTP/1.1 101")
+        stalled.send(bytes([0x81, 0x82, 0, 0, 0, 0]) + b"40")  # a masked text frame: "40", then never a read
+        wait_until(lambda: server.health()["clients"] == 2, what="both clients")
+        memory = rss_mb(server)
+        # It never reads: its buffers fill, its writes block, and after client_timeout_s it is dropped.
+        wait_until(lambda: server.health()["clients"] == 1, timeout=30, interval=0.5, what="the stalled client to go")
+        assert rss_mb(server) - memory < 10
+        start = len(good.samples("fast"))
+        time.sleep(1.0)
+        assert len(good.samples("fast")) - start >= 180, "the reading client kept its 200 samples a second"
+        lateness = [at - data["t"] for at, event, data in good.events if event == "sample"][-150:]
+        assert max(lateness) < 100
+        stalled.close()
