@@ -3,6 +3,7 @@
 import os
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -134,3 +135,12 @@ def test_page_survives_a_server_restart_without_duplicates_or_gaps(browser, tmp_
     finally:
         page.close()
         server.stop()
+
+
+def test_vendored_files_are_the_ones_recorded():
+    """Every script and stylesheet the page loads is in static/vendor, as VERSIONS.md lists it."""
+    check = subprocess.run(["bash", "scripts/vendor-assets.sh", "--check"], cwd=REPO, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.count(": OK") == 5
+    page = (REPO / "templates" / "index.html").read_text()
+    assert "http://" not in page and "https://" not in page and "//cdn" not in page
