@@ -2,12 +2,13 @@
 
 import os
 import shutil
+import subprocess
 import time
 
 from playwright.sync_api import sync_playwright
 
-from tests.support.kiosk import HeadlessKiosk, unit_settings
-from tests.support.server import REPO, ServerProcess, wait_until
+from tests.support.kiosk import HeadlessKiosk, expand, read_unit, unit_settings
+from tests.support.server import REPO, ServerProcess, free_port, wait_until
 
 ARTIFACTS = REPO / "test-artifacts"
 
@@ -36,17 +37,32 @@ def kiosk_page(kiosk):
     return p, page
 
 
-def test_the_unit_runs_the_launcher_with_its_flags():
+def test_the_unit_runs_cage_and_chromium_with_its_flags():
     command, environment = unit_settings()
-    assert command == [str(REPO / "systemd" / "livedash-kiosk")]
-    assert environment["LIVEDASH_KIOSK_URL"] == "http://127.0.0.1/?kiosk=1"
-    import subprocess
-    printed = subprocess.run([*command, "--print"], capture_output=True, text=True, check=True,
-                             env={**os.environ, "LIVEDASH_KIOSK_ROTATION": "270"}).stdout
-    assert printed.startswith("cage -d -r -r -r -- chromium --ozone-platform=wayland --kiosk")
-    for flag in ("--noerrdialogs", "--disable-session-crashed-bubble", "--disable-pinch", "--no-first-run",
-                 "--check-for-update-interval=31536000", "--disable-background-networking"):
-        assert flag in printed
+    assert command[:6] == ["/usr/bin/cage", "-d", "--", "/usr/bin/chromium", "--ozone-platform=wayland", "--kiosk"]
+    assert command[-1] == environment["LIVEDASH_KIOSK_URL"] == "http://127.0.0.1/?kiosk=1"
+    for flag in ("--noerrdialogs", "--hide-crash-restore-bubble", "--disable-pinch", "--no-first-run",
+                 "--user-data-dir=/run/livedash-kiosk/chromium", "--check-for-update-interval=31536000",
+                 "--disable-background-networking"):
+        assert flag in command
+    assert all(word.startswith("--") for word in command[4:-1]), "a comment inside the command is skipped"
+    # What the kiosk role writes for kiosk_rotation: 270 turns the picture three quarter turns.
+    turned = expand(read_unit().commands("ExecStart")[0], {**environment, "LIVEDASH_KIOSK_ROTATE": "-r -r -r"})
+    assert turned[:6] == ["/usr/bin/cage", "-d", "-r", "-r", "-r", "--"]
+
+
+def test_the_wait_gives_up_only_when_told(tmp_path):
+    """kiosk-wait keeps asking while nothing listens; with --timeout it says so and fails."""
+    wait = [str(REPO / "systemd" / "kiosk-wait"), f"http://127.0.0.1:{free_port()}/healthz"]
+    failed = subprocess.run([*wait, "--timeout", "1.5"], capture_output=True, text=True, timeout=30)
+    assert failed.returncode == 1 and "did not answer in 1.5 s" in failed.stderr
+    waiting = subprocess.Popen(wait, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(3)
+        assert waiting.poll() is None, "without --timeout it waits for ever"
+    finally:
+        waiting.kill()
+        waiting.wait()
 
 
 def test_kiosk_started_before_the_server_waits_then_shows_live_values(tmp_path):
