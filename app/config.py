@@ -67,6 +67,8 @@ class ChannelConfig:
     decimals: int = 3
     display_min: float | None = None  # chart y-range hints; None lets the chart follow the data
     display_max: float | None = None
+    valid_min: float | None = None  # a reading outside these, in the channel's unit, is a
+    valid_max: float | None = None  # sensor fault (a loose wire), not a number to chart
     scale_from: tuple[float, float] | None = None  # two-point linear map from the source's
     scale_to: tuple[float, float] | None = None  # natural unit to the channel's unit
     timeout_s: float = 2.0  # a read taking longer than this is a fault
@@ -263,6 +265,8 @@ def _check_channel(c: ChannelConfig, where: str, key: str) -> None:
         raise ConfigError(where, f"{key}.max", f"expected more than min ({c.options['min']})")
     if None not in (c.display_min, c.display_max) and c.display_min >= c.display_max:
         raise ConfigError(where, f"{key}.display_max", "expected more than display_min")
+    if None not in (c.valid_min, c.valid_max) and c.valid_min >= c.valid_max:
+        raise ConfigError(where, f"{key}.valid_max", "expected more than valid_min")
 
 
 def _check_unique(channels: tuple[ChannelConfig, ...], where: str) -> None:
@@ -375,6 +379,8 @@ CHANNEL_CHECKS = {
     "decimals": _integer(0, 6),
     "display_min": _number(),
     "display_max": _number(),
+    "valid_min": _number(),
+    "valid_max": _number(),
     "scale_from": _pair,
     "scale_to": _pair,
     "timeout_s": _number(high=60.0, above=0.0),

@@ -44,6 +44,8 @@ def open_source(channel: ChannelConfig, pin_factory: Any = None) -> Source:
     steps = [finite]
     if channel.scale_from is not None:
         steps.append(linear(channel.scale_from, channel.scale_to))
+    if channel.valid_min is not None or channel.valid_max is not None:
+        steps.append(within(channel.valid_min, channel.valid_max, channel.unit))
     steps.append(rounded(channel.decimals))
     return Source(chain(read, *steps), devices)
 
@@ -74,6 +76,16 @@ def linear(from_: tuple[float, float], to: tuple[float, float]) -> Callable[[flo
     (a, b), (c, d) = from_, to
     slope = (d - c) / (b - a)
     return lambda value: c + (value - a) * slope
+
+
+def within(low: float | None, high: float | None, unit: str = "") -> Callable[[float], float]:
+    """A TMP36 reading 300 °C has lost its ground: say so on the page rather than chart it."""
+    def check(value: float) -> float:
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"{'' if low is None else f'{low:g}'}..{'' if high is None else f'{high:g}'}"
+            raise SensorFault(f"reading {value:g}{unit and ' ' + unit} outside {bounds}")
+        return value
+    return check
 
 
 def rounded(decimals: int) -> Callable[[float], float]:

@@ -89,6 +89,8 @@ rate_hz = 50
     ('[[channels]]\nname = "a"\nsource = "random"\nrate_hz = 0\n', "channels[a].rate_hz", "expected a number above 0.0 up to 200.0, got 0"),
     ('[[channels]]\nname = "a"\nsource = "random"\nrate_hz = 1000\n', "channels[a].rate_hz", "got 1000"),
     ('[[channels]]\nname = "a"\nsource = "random"\nmin = 5\nmax = 1\n', "channels[a].max", "expected more than min (5.0)"),
+    ('[[channels]]\nname = "a"\nsource = "adc"\nvalid_min = 5\nvalid_max = 1\n', "channels[a].valid_max",
+     "expected more than valid_min"),
     ('[[channels]]\nname = "a"\nsource = "random"\necho_pin = 3\n', "channels[a].echo_pin", "unknown key"),
     ('[[channels]]\nname = "a"\nsource = "light"\npin = 40\n', "channels[a].pin", "expected a whole number from 0 to 27, got 40"),
     ('[[channels]]\nname = "a"\nsource = "adc"\nscale_from = [0, 1]\n', "channels[a].scale_from", "scale_from and scale_to go together"),

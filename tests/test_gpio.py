@@ -86,6 +86,33 @@ decimals = 1
         source.close()
 
 
+def test_a_reading_outside_the_valid_range_is_a_fault_until_it_comes_back(tmp_path, pins):
+    factory, simulator = pins
+    tmp36 = channel(tmp_path, """[[channels]]
+name = "temp"
+source = "adc"
+scale_from = [0.5, 1.5]
+scale_to = [0.0, 100.0]
+unit = "°C"
+valid_min = -40
+valid_max = 125
+""")
+    simulator.attach(tmp36)
+    adc = simulator.adcs[(11, 8)]
+    source = open_source(tmp36, factory)
+    try:
+        adc.volts[0] = 0.0  # its ground wire came loose: -50 °C
+        with pytest.raises(SensorFault, match=r"reading -(49\.\d+|50) °C outside -40\.\.125"):
+            source.read()
+        adc.volts[0] = 3.3  # or its supply shorted to the output
+        with pytest.raises(SensorFault, match="outside"):
+            source.read()
+        adc.volts[0] = 0.75
+        assert source.read() == pytest.approx(25.0, abs=0.4)
+    finally:
+        source.close()
+
+
 def test_two_channels_of_one_adc_share_the_bus(tmp_path, pins):
     factory, simulator = pins
     path = tmp_path / "livedash.toml"
