@@ -222,3 +222,41 @@ rate_hz = 200
         lateness = [at - data["t"] for at, event, data in good.events if event == "sample"][-150:]
         assert max(lateness) < 100
         stalled.close()
+
+
+def closed_by_server(connection: socket.socket, within_s: float) -> bool:
+    """Read until the server closes (whatever it says first, a 408 say); False on a timeout."""
+    connection.settimeout(within_s)
+    try:
+        while connection.recv(4096):
+            pass
+        return True
+    except socket.timeout:
+        return False
+
+
+@pytest.mark.parametrize("mode", ["eventlet", "threading"])
+def test_half_open_and_idle_connections_are_reaped(tmp_path, mode):
+    """A connection that never finishes its request, one that never says anything, and a
+    long-polling session that stops polling are all closed within client_timeout_s."""
+    config = FAST.replace("[server]\n", "[server]\nclient_timeout_s = 2\n")
+    with ServerProcess(tmp_path, config, args=("--async-mode", mode)) as server, Recorder(server.url) as good:
+        half = socket.create_connection(("127.0.0.1", server.port))
+        half.send(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+        silent = socket.create_connection(("127.0.0.1", server.port))
+        polling = f"{server.url}/socket.io/?EIO=4&transport=polling"
+        sid = json.loads(urllib.request.urlopen(polling, timeout=5).read()[1:])["sid"]
+        urllib.request.urlopen(urllib.request.Request(f"{polling}&sid={sid}", data=b"40", method="POST"), timeout=5)
+        urllib.request.urlopen(f"{polling}&sid={sid}", timeout=5).read()  # the namespace joined; then silence
+        wait_until(lambda: server.health()["clients"] == 2, what="the polling client counted")
+        started = time.monotonic()
+        for connection in (half, silent):
+            assert closed_by_server(connection, within_s=15)
+        wait_until(lambda: server.health()["clients"] == 1, timeout=15, interval=0.25, what="the polling session reaped")
+        reaped_s = time.monotonic() - started
+        assert reaped_s < 10, f"took {reaped_s:.1f} s with client_timeout_s = 2"
+        start = len(good.samples("fast"))
+        time.sleep(1.0)
+        assert len(good.samples("fast")) - start >= 18, "the good client kept its rate"
+        half.close()
+        silent.close()
