@@ -48,6 +48,7 @@ class ServerConfig:
     log_level: str = "info"
     max_clients: int = 3000  # open pages at once; more are refused with a reason
     max_clients_per_address: int = 100  # so one runaway machine cannot take them all
+    max_frame_hz: float = 20.0  # messages a second per client and channel; faster channels send lists
     client_timeout_s: float = 45.0  # a client that answers no ping or takes nothing this long is let go
 
 
@@ -367,6 +368,7 @@ CHECKS = {
     ("server", "log_level"): _choice(LOG_LEVELS),
     ("server", "max_clients"): _integer(1, 100_000),
     ("server", "max_clients_per_address"): _integer(1, 100_000),
+    ("server", "max_frame_hz"): _number(low=1.0, high=MAX_RATE_HZ),
     ("server", "client_timeout_s"): _number(low=1.0, high=3600.0),
     ("gpio", "pin_factory"): _choice(PIN_FACTORIES),
     ("gpio", "simulate"): _boolean,

@@ -35,7 +35,8 @@ class Livedash:
         server = socketio.server
         self.hub = Hub(config.channels, config.server.history, emit=socketio.emit,
                        enter_room=lambda sid, room: server.enter_room(sid, room),
-                       leave_room=lambda sid, room: server.leave_room(sid, room))
+                       leave_room=lambda sid, room: server.leave_room(sid, room),
+                       frame_hz=config.server.max_frame_hz)
         self.pins = Pins(config.gpio)
         self.samplers = [
             Sampler(channel, self._opener(channel), self.hub.post) for channel in config.channels

@@ -22,6 +22,16 @@ class Emitted:
     def of(self, event):
         return [(data, to) for e, data, to in self.calls if e == event]
 
+    def samples(self):
+        """Every sample sent, alone or in a frame, as (sample with its channel, room)."""
+        out = []
+        for event, data, to in self.calls:
+            if event == "sample":
+                out.append((data, to))
+            elif event == "samples":
+                out.extend(({"channel": data["channel"], **s}, to) for s in data["samples"])
+        return out
+
 
 def make_hub(history=5, names=("a", "b")):
     out = Emitted()
@@ -47,9 +57,37 @@ def test_ring_keeps_the_newest_with_increasing_seq():
     assert [s["value"] for s in a.history()] == [3.0, 4.0, 5.0, 6.0, 7.0]
     assert [s["seq"] for s in a.history(since=6)] == [7, 8]
     assert hub.channels["b"].history() == [{"seq": 1, "t": 2000.0, "value": 42.0}]
-    samples = out.of("sample")
+    samples = out.samples()
+    assert len(samples) == 9
     assert samples[0] == ({"channel": "a", "seq": 1, "t": 1000.0, "value": 0.0}, "channel:a")
-    assert samples[-1] == ({"channel": "b", "seq": 1, "t": 2000.0, "value": 42.0}, "channel:b")
+    assert [s for s in samples if s[1] == "channel:b"] == [({"channel": "b", "seq": 1, "t": 2000.0, "value": 42.0},
+                                                             "channel:b")]
+
+
+def test_a_fast_channel_goes_out_in_frames_with_every_sample():
+    hub, out = make_hub(names=("fast", "slow"))
+    hub.frame_s = 0.05  # 20 frames a second
+    pump = threading.Thread(target=hub.pump, args=(lambda get: get(),))
+    pump.start()
+
+    def post(name, rate_hz, seconds):
+        for i in range(int(rate_hz * seconds)):
+            hub.post(name, time.time() * 1000, float(i), None)
+            time.sleep(1 / rate_hz)
+
+    slow = threading.Thread(target=post, args=("slow", 5, 1.0))
+    slow.start()
+    post("fast", 200, 1.0)
+    slow.join()
+    hub.close_inbox()
+    pump.join(5)
+    frames = [data for data, _ in out.of("samples")] + [data for data, _ in out.of("sample")]
+    fast = [f for f in frames if f["channel"] == "fast"]
+    assert len(fast) <= 25, f"{len(fast)} messages for 1 s of a 200 Hz channel at 20 frames a second"
+    assert [s["seq"] for s, _ in out.samples() if s["channel"] == "fast"] == list(range(1, 201)), "every sample, in order"
+    assert [d["seq"] for d, _ in out.of("sample") if d["channel"] == "slow"] == [1, 2, 3, 4, 5], \
+        "a channel slower than the frame rate goes out sample by sample"
+    assert [s["seq"] for s in hub.channels["fast"].history()][-1] == 200
 
 
 def test_status_goes_to_fault_and_back_and_is_pushed_once_each_time():

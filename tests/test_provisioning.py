@@ -94,6 +94,12 @@ def test_config_and_state_are_private(guest, provisioned):
     assert listing[2].startswith("600 livedash livedash")
 
 
+def test_nothing_listens_but_the_page(guest, provisioned):
+    tcp = guest.run(["ss", "-Htln"]).stdout.split("\n")
+    ports = {line.split()[3].rsplit(":", 1)[1] for line in tcp if line.strip()}
+    assert ports == {"80"}, tcp
+
+
 def test_installed_unit_verifies(guest, provisioned):
     result = subprocess.run(["systemd-analyze", "verify", f"--root={guest.root}", "livedash.service",
                              "livedash-kiosk.service"],

@@ -173,7 +173,19 @@ class Recorder:
             return [data for _, name, data in self.events if name == event]
 
     def samples(self, channel: str) -> list[dict]:
-        return [s for s in self.of("sample") if s["channel"] == channel]
+        """Live samples in arrival order, whether they came alone or in a frame (``samples``)."""
+        return [sample for _, sample in self.arrivals(channel)]
+
+    def arrivals(self, channel: str) -> list[tuple[float, dict]]:
+        """(arrival time, sample) for each live sample of *channel*."""
+        out = []
+        with self.lock:
+            for at, name, data in self.events:
+                if name == "sample" and data["channel"] == channel:
+                    out.append((at, data))
+                elif name == "samples" and data["channel"] == channel:
+                    out.extend((at, {"channel": channel, **sample}) for sample in data["samples"])
+        return out
 
     def call(self, event: str, data: Any = None, timeout: float = 5.0):
         return self.client.call(event, data, timeout=timeout)
