@@ -142,6 +142,8 @@ class Hub:
         channel.last_at = time.monotonic()
         if channel.status != "ok":
             self._set_status(channel, "ok", None)
+        if channel.config.rate_hz * self.frame_s <= 1.0:  # not faster than frames: no reason to wait
+            self._send_frame(channel, channel.last_at)
 
     def _next_frame_in(self, now: float) -> float | None:
         """Seconds until the earliest waiting frame is due; None: nothing waits."""

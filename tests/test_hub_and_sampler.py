@@ -33,9 +33,10 @@ class Emitted:
         return out
 
 
-def make_hub(history=5, names=("a", "b")):
+def make_hub(history=5, names=("a", "b"), rates=None):
     out = Emitted()
-    hub = Hub([ChannelConfig(name=n, source="random") for n in names], history, emit=out.emit,
+    rates = rates or {}
+    hub = Hub([ChannelConfig(name=n, source="random", rate_hz=rates.get(n, 1.0)) for n in names], history, emit=out.emit,
               enter_room=lambda sid, room: out.rooms.append(("enter", sid, room)),
               leave_room=lambda sid, room: out.rooms.append(("leave", sid, room)))
     return hub, out
@@ -65,7 +66,7 @@ def test_ring_keeps_the_newest_with_increasing_seq():
 
 
 def test_a_fast_channel_goes_out_in_frames_with_every_sample():
-    hub, out = make_hub(names=("fast", "slow"))
+    hub, out = make_hub(names=("fast", "slow"), rates={"fast": 200, "slow": 5})
     hub.frame_s = 0.05  # 20 frames a second
     pump = threading.Thread(target=hub.pump, args=(lambda get: get(),))
     pump.start()
