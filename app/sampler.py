@@ -122,10 +122,12 @@ class Sampler:
             self._report(self.channel.name, time.time() * 1000, value, None)
             next_at += period
             now = time.monotonic()
-            if next_at < now:  # fell behind (a slow read): carry on from now rather than burst
+            if now - next_at > period:  # a whole period behind (a slow read): start afresh, no burst
                 next_at = now
+            # Less than that (a busy machine woke us late) is made up on the next turn, so the
+            # channel keeps its rate on average instead of drifting slower with every late wake-up.
             self.due = next_at + 2 * timeout
-            self._stop.wait(next_at - now)
+            self._stop.wait(max(0.0, next_at - now))
 
     def _read(self, timeout: float) -> float:
         if self._source is None:

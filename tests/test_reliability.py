@@ -143,9 +143,12 @@ def test_sigkill_under_load_then_restart_resyncs_without_repeats(tmp_path):
     server.stop(signal.SIGKILL)
     seen = {s["seq"]: s for s in before.samples("fast")}
     server.start()
-    after = Recorder(server.url).connect()
-    wait_until(lambda: len(after.samples("fast")) >= 5, what="samples after the restart")
-    after.disconnect()
+    try:
+        after = Recorder(server.url).connect()
+        wait_until(lambda: len(after.samples("fast")) >= 5, what="samples after the restart")
+        after.disconnect()
+    finally:
+        server.stop()
     history = after.of("history")[0]["samples"]
     for s in history:  # what survived the crash is exactly what was sent
         if s["seq"] in seen:

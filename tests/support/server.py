@@ -66,6 +66,7 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, wait: bool = True) -> "ServerProcess":
+        RUNNING.add(self)
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen([sys.executable, "-m", "app", *self.args], cwd=REPO, env=self.env,
                                         stdout=self._log, stderr=subprocess.STDOUT)
@@ -88,6 +89,7 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        RUNNING.discard(self)
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else 0
         self.process.send_signal(sig)
@@ -111,6 +113,9 @@ class ServerProcess:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+RUNNING: set[ServerProcess] = set()  # started, not yet stopped: tests/conftest.py ends them after each test
 
 
 class InProcessServer:
