@@ -166,9 +166,14 @@ def test_connection_caps_and_request_rate_are_enforced_with_reasons(tmp_path):
                 third.connect()
             assert third.of("connect_error") == [{"message": "too many connections from 127.0.0.1 (2)"}]
 
-            answers = [first.call("subscribe", "fast")["ok"] for _ in range(40)]
-            assert answers[:20] == [True] * 20 and answers.count(False) >= 15
-            assert first.call("subscribe", "fast") == {"ok": False, "error": "too many requests (at most 5 a second)"}
+            started = time.monotonic()
+            answers = [first.call("subscribe", "fast") for _ in range(40)]
+            elapsed = time.monotonic() - started
+            granted = [a["ok"] for a in answers]
+            assert granted[:20] == [True] * 20, "a burst of 20 is allowed"
+            # Then 5 a second: however slow this machine made the 40 calls, no more than that.
+            assert granted.count(True) <= 20 + 5 * elapsed + 1, (granted, elapsed)
+            assert {"ok": False, "error": "too many requests (at most 5 a second)"} in answers
             n = len(first.samples("fast"))
             time.sleep(0.5)
             assert len(first.samples("fast")) > n, "refused, not cut off"
