@@ -136,12 +136,12 @@ class Hub:
         if fault is not None:
             self._set_status(channel, "fault", fault)
             return
+        if channel.status != "ok":  # the page hears "ok" before the sample that ends a fault
+            self._set_status(channel, "ok", None)
         channel.seq += 1
         t = channel.last_t = max(t, channel.last_t)  # a clock stepped back must not reorder the chart
         channel.pending.append(Sample(channel.seq, t, value))
         channel.last_at = time.monotonic()
-        if channel.status != "ok":
-            self._set_status(channel, "ok", None)
         if channel.config.rate_hz * self.frame_s <= 1.0:  # not faster than frames: no reason to wait
             self._send_frame(channel, channel.last_at)
 
@@ -157,6 +157,8 @@ class Hub:
 
     def _send_frame(self, channel: Channel, now: float) -> None:
         """Keep the waiting samples and send them: one alone as ``sample``, several as ``samples``."""
+        if not channel.pending:
+            return
         pending, channel.pending, channel.framed_at = channel.pending, [], now
         channel.samples.extend(pending)  # kept only once sent: history never runs ahead of the pages
         if len(pending) == 1:
@@ -220,7 +222,10 @@ class Hub:
     # Saved history.
 
     def snapshot(self) -> dict[str, Any]:
-        return {c.name: {"seq": c.seq, "samples": c.history()} for c in self.channels.values()}
+        """What to save: every numbered sample, those still waiting for their frame too (a stop
+        may come before the pump's last frame; a page that reconnects gets them as history)."""
+        return {c.name: {"seq": c.seq, "samples": (c.history() + [s.as_dict() for s in c.pending])[-c.samples.maxlen:]}
+                for c in self.channels.values()}
 
     def restore(self, saved: dict[str, Any], lagging_s: float | None = None) -> None:
         """Take back what a previous run saved, so numbering goes on and pages find no hole.

@@ -91,6 +91,14 @@ def test_a_fast_channel_goes_out_in_frames_with_every_sample():
     assert [s["seq"] for s in hub.channels["fast"].history()][-1] == 200
 
 
+def test_a_snapshot_keeps_samples_still_waiting_for_their_frame():
+    hub, out = make_hub(names=("fast",), rates={"fast": 200})
+    for i in range(3):
+        hub._take("fast", 1000.0 + i, float(i), None)  # read, numbered, not yet framed
+    saved = hub.snapshot()["fast"]
+    assert saved["seq"] == 3 and [s["seq"] for s in saved["samples"]] == [1, 2, 3]
+
+
 def test_status_goes_to_fault_and_back_and_is_pushed_once_each_time():
     hub, out = make_hub()
     hub.post("a", 1.0, 1.0, None)
@@ -103,6 +111,9 @@ def test_status_goes_to_fault_and_back_and_is_pushed_once_each_time():
                         {"channel": "a", "status": "fault", "reason": "no echo"},
                         {"channel": "a", "status": "ok", "reason": None}]
     assert [s["seq"] for s in hub.channels["a"].history()] == [1, 2], "a fault takes no seq"
+    events = [(e, d.get("status") or d.get("seq")) for e, d, _ in out.calls]
+    assert events == [("status", "ok"), ("sample", 1), ("status", "fault"), ("status", "ok"), ("sample", 2)], \
+        "the page hears ok before the sample that ends a fault, and never an empty frame"
 
 
 def test_connect_sends_channels_then_history_and_joins_rooms():
