@@ -224,8 +224,11 @@ class Hub:
     def snapshot(self) -> dict[str, Any]:
         """What to save: every numbered sample, those still waiting for their frame too (a stop
         may come before the pump's last frame; a page that reconnects gets them as history)."""
-        return {c.name: {"seq": c.seq, "samples": (c.history() + [s.as_dict() for s in c.pending])[-c.samples.maxlen:]}
-                for c in self.channels.values()}
+        saved = {}
+        for c in self.channels.values():
+            samples = c.history() + [s.as_dict() for s in c.pending]
+            saved[c.name] = {"seq": c.seq, "samples": samples[-c.samples.maxlen:]}
+        return saved
 
     def restore(self, saved: dict[str, Any], lagging_s: float | None = None) -> None:
         """Take back what a previous run saved, so numbering goes on and pages find no hole.

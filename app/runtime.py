@@ -40,7 +40,10 @@ class ThreadingRuntime:
 
     def serve(self, sock: socket.socket, wsgi_app: Callable, client_timeout_s: float = 60.0,
               max_clients: int = 4096) -> None:
-        """Start serving *wsgi_app* on *sock* in the background (one thread per client)."""
+        """Start serving *wsgi_app* on *sock* in the background (one thread per client).
+
+        Werkzeug has no connection cap of its own: *max_clients* is enforced on connect
+        (app/events.py) in both modes; eventlet's pool size is only a backstop."""
         from werkzeug.serving import WSGIRequestHandler, make_server
 
         class Handler(WSGIRequestHandler):
