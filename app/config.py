@@ -48,7 +48,9 @@ class ServerConfig:
     log_level: str = "info"
     max_clients: int = 3000  # open pages at once; more are refused with a reason
     max_clients_per_address: int = 100  # so one runaway machine cannot take them all
-    max_frame_hz: float = 20.0  # messages a second per client and channel; faster channels send lists
+    # Messages a second per client and channel; a faster channel sends its samples in lists.
+    # 50: every channel up to 50 Hz still goes out as one `sample` event per sample.
+    max_frame_hz: float = 50.0
     client_timeout_s: float = 45.0  # a client that answers no ping or takes nothing this long is let go
 
 

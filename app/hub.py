@@ -8,8 +8,8 @@ the room of the channel, so every subscribed client gets it and nobody else does
 A channel faster than ``frame_hz`` is sent in frames: every sample, but at most frame_hz
 messages a second per client (``samples``, a list, instead of one ``sample`` each). Per
 client and message is where the server spends its time (queue, wake-up, WebSocket frame,
-send), not per sample; a 200 Hz channel then costs a tenth of what it would. A channel
-at or below frame_hz goes out sample by sample, as soon as it is read.
+send), not per sample; a 200 Hz channel at 50 frames costs a quarter of what it would. A
+channel at or below frame_hz goes out sample by sample, as soon as it is read.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class Hub:
 
     def __init__(self, channels: Iterable[ChannelConfig], history: int,
                  emit: Callable[..., None], enter_room: Callable[[str, str], None],
-                 leave_room: Callable[[str, str], None], frame_hz: float = 20.0):
+                 leave_room: Callable[[str, str], None], frame_hz: float = 50.0):
         self.channels = {c.name: Channel(c, history) for c in channels}
         self.frame_s = 1.0 / frame_hz
         self.clients: dict[str, Client] = {}
