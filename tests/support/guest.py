@@ -1,7 +1,9 @@
-"""A real booted Debian 12 system standing in for the Pi: systemd as PID 1, its own network.
+"""A real booted Debian system standing in for the Pi: systemd as PID 1, its own network.
 
-The root file system is built with mmdebstrap from the mirror this machine's own apt uses
-(read at run time, never written into the repo), cached as a tarball, and unpacked afresh
+Any of the systems a Pi runs: Debian 12 (bookworm) or 13 (trixie), amd64 or arm64 (the
+Pi's own architecture, run through qemu-user and binfmt). The root file system is built
+with mmdebstrap from the mirror this machine's own apt uses (read at run time, never
+written into the repo), cached as a tarball per suite and architecture, and unpacked afresh
 for each run. systemd-nspawn boots it in a network namespace of its own, joined to a second
 namespace (the "LAN viewer") by a veth pair. Tests reach the guest's services only from the
 viewer namespace, and run Ansible against it through its leader process (nsenter).
@@ -14,6 +16,7 @@ from a wheelhouse this machine downloads from PyPI and copies in.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import shutil
 import signal
@@ -30,8 +33,18 @@ PACKAGES = [
     "systemd-sysv", "dbus", "udev", "kmod", "procps", "iproute2", "sudo", "ca-certificates",
     "python3", "python3-apt", "python3-packaging", "python3-venv", "python3-systemd",
     "avahi-daemon", "tzdata",
-    "cage", "xwayland", "chromium", "fonts-dejavu-core",
+    "cage", "xwayland", "chromium", "fonts-dejavu-core", "wlr-randr",
+    "grim",  # the test's own: it screenshots the kiosk from inside the guest
 ]
+
+# The systems a Pi runs, as (suite, Debian architecture): the Python each has, and the
+# wheel platform pip downloads for it.
+PYTHON = {"bookworm": "3.11", "trixie": "3.13"}
+WHEEL_PLATFORMS = {
+    "amd64": ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
+    "arm64": ["manylinux_2_28_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64"],
+}
+QEMU_ARCHES = {"arm64": "aarch64"}  # architectures this machine runs only through qemu-user
 
 
 def run(cmd, **kwargs) -> subprocess.CompletedProcess:
@@ -41,49 +54,80 @@ def run(cmd, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, **kwargs)
 
 
-def apt_sources() -> Path:
-    """This machine's own deb822 sources: the mirror the guest is built from."""
-    for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")) + [Path("/etc/apt/sources.list")]:
-        if path.is_file() and "bookworm" in path.read_text():
-            return path
-    raise RuntimeError("no bookworm apt sources on this machine to build the guest from")
+def mirrors(suite: str) -> list[str]:
+    """This machine's own Debian mirrors (its deb822 sources), as mmdebstrap lines for *suite*."""
+    uris = []
+    for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
+        uris += [line.split(":", 1)[1].strip() for line in path.read_text().splitlines() if line.startswith("URIs:")]
+    main = [u for u in uris if not u.rstrip("/").endswith("-security")]
+    security = [u for u in uris if u.rstrip("/").endswith("-security")]
+    if not main:
+        raise RuntimeError("no Debian mirror in this machine's apt sources to build the guest from")
+    return ([f"deb {main[0]} {suite} main", f"deb {main[0]} {suite}-updates main"]
+            + [f"deb {u} {suite}-security main" for u in security[:1]])
 
 
-def root_tarball() -> Path:
-    """The guest's root file system as a tarball, built once per package list."""
+def can_run(arch: str) -> None:
+    """Make sure this machine runs *arch* binaries (binfmt_misc and qemu-user), or say why not."""
+    if arch not in QEMU_ARCHES:
+        return
+    binfmt = Path("/proc/sys/fs/binfmt_misc")
+    if not (binfmt / "status").exists():
+        run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(binfmt)])
+    if not (binfmt / f"qemu-{QEMU_ARCHES[arch]}").exists():
+        run(["update-binfmts", "--enable", f"qemu-{QEMU_ARCHES[arch]}"], check=False)
+    check = run(["arch-test", arch], check=False)
+    if check.returncode != 0:
+        raise RuntimeError(f"this machine cannot run {arch} binaries: {check.stdout.strip()} {check.stderr.strip()}")
+
+
+def root_tarball(suite: str = "bookworm", arch: str = "amd64") -> Path:
+    """The guest's root file system as a tarball, built once per suite, architecture and package list."""
     key = hashlib.sha256(" ".join(PACKAGES).encode()).hexdigest()[:12]
-    tarball = CACHE / f"bookworm-{key}.tar"
+    tarball = CACHE / f"{suite}-{arch}-{key}.tar"
+    can_run(arch)
     if not tarball.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
-        partial = tarball.with_suffix(".partial.tar")
-        run(["mmdebstrap", "--variant=apt", f"--include={','.join(PACKAGES)}", "bookworm",
-             str(partial), str(apt_sources())], capture_output=True)
+        partial = tarball.with_suffix(f".partial-{os.getpid()}.tar")
+        run(["mmdebstrap", "--variant=apt", f"--arch={arch}", f"--include={','.join(PACKAGES)}", suite,
+             str(partial), *mirrors(suite)], capture_output=True)
         partial.rename(tarball)
     return tarball
 
 
-def wheelhouse(requirements: Path) -> Path:
-    """The app's pinned packages as wheels, fetched on this machine (the guest has no PyPI)."""
+def wheelhouse(requirements: Path, suite: str = "bookworm", arch: str = "amd64") -> Path:
+    """The app's pinned packages as wheels for the guest's Python and architecture, fetched on
+    this machine (the guest has no PyPI). Wheels only: a Pi must never compile a package."""
     key = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
-    folder = CACHE / f"wheels-{key}"
+    folder = CACHE / f"wheels-{PYTHON[suite]}-{arch}-{key}"
     if not folder.exists():
-        partial = CACHE / f"wheels-{key}.partial"
+        partial = CACHE / f"wheels-{PYTHON[suite]}-{arch}-{key}.partial-{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
-        run([sys.executable, "-m", "pip", "download", "-q", "-r", str(requirements), "-d", str(partial)])
+        abi = "cp" + PYTHON[suite].replace(".", "")
+        platforms = [arg for p in WHEEL_PLATFORMS[arch] for arg in ("--platform", p)]
+        run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", *platforms,
+             "--python-version", PYTHON[suite], "--implementation", "cp", "--abi", abi,
+             "-r", str(requirements), "-d", str(partial)])
         partial.rename(folder)
     return folder
+
+
+_guests = itertools.count()
 
 
 class Guest:
     """A booted Debian guest and a LAN viewer namespace; use as a context manager."""
 
-    def __init__(self, workdir: Path, name: str = "livedash-test", subnet: int | None = None):
+    def __init__(self, workdir: Path, name: str = "livedash-test", subnet: int | None = None,
+                 suite: str = "bookworm", arch: str = "amd64"):
         self.workdir = workdir
+        self.suite, self.arch = suite, arch
         self.root = workdir / "root"
         self.name = name
-        tag = f"{os.getpid() % 10000}"
+        number = next(_guests)  # several guests may run in one test process
+        tag = f"{os.getpid() % 10000}-{number}"
         self.guest_ns, self.lan_ns = f"ldg-{tag}", f"ldl-{tag}"
-        subnet = subnet if subnet is not None else 100 + os.getpid() % 100
+        subnet = subnet if subnet is not None else 100 + (os.getpid() + number) % 100
         self.address, self.viewer_address = f"10.231.{subnet}.1", f"10.231.{subnet}.2"
         self.nspawn: subprocess.Popen | None = None
         self.leader: int | None = None
@@ -93,9 +137,9 @@ class Guest:
 
     def prepare(self, requirements: Path) -> "Guest":
         self.root.mkdir(parents=True)
-        run(["tar", "-xf", str(root_tarball()), "-C", str(self.root)])
+        run(["tar", "-xf", str(root_tarball(self.suite, self.arch)), "-C", str(self.root)])
         wheels = self.root / WHEELS_IN_GUEST.lstrip("/")
-        shutil.copytree(wheelhouse(requirements), wheels)
+        shutil.copytree(wheelhouse(requirements, self.suite, self.arch), wheels)
         # pip in the guest trusts what this machine trusts (a test-harness step, not the playbook's).
         for crt in Path("/usr/local/share/ca-certificates").glob("*.crt"):
             shutil.copy(crt, self.root / "usr/local/share/ca-certificates" / crt.name)
