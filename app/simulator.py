@@ -107,20 +107,20 @@ class Simulator:
         self._attached.add(channel.name)
         o = channel.options
         if channel.source == "distance":
-            echo = self.factory.pin(o["echo_pin"])
-            trigger = self.factory.pin(o["trigger_pin"], pin_class=MockTriggerPin,
+            echo = self.factory.pin(o.echo_pin)
+            trigger = self.factory.pin(o.trigger_pin, pin_class=MockTriggerPin,
                                        echo_pin=echo, echo_time=2 * 0.5 / SPEED_OF_SOUND)
-            metres = Drift(0.2, min(1.5, o["max_distance"] * 0.9), period_s=60)
+            metres = Drift(0.2, min(1.5, o.max_distance * 0.9), period_s=60)
             self._drive(metres, lambda m: setattr(trigger, "echo_time", 2 * m / SPEED_OF_SOUND))
         elif channel.source == "light":
-            limit = o["charge_time_limit"]
-            pin = self.factory.pin(o["pin"], pin_class=MockChargingPin, charge_time=limit / 2)
+            limit = o.charge_time_limit
+            pin = self.factory.pin(o.pin, pin_class=MockChargingPin, charge_time=limit / 2)
             light = Drift(0.2, 0.9, period_s=120)
             self._drive(light, lambda level: setattr(pin, "charge_time", limit * (1 - level)))
         elif channel.source == "adc":
-            adc = self.adc(o["clock_pin"], o["mosi_pin"], o["miso_pin"], o["select_pin"],
-                           bits=ADC_BITS[o["chip"]], vref=o["vref"])
-            index = o["adc_channel"]
+            adc = self.adc(o.clock_pin, o.mosi_pin, o.miso_pin, o.select_pin,
+                           bits=ADC_BITS[o.chip], vref=o.vref)
+            index = o.adc_channel
             adc.volts[index] = 0.75
             # Around 0.75 V: 25 degrees C on a TMP36, the sensor this input is most often used for.
             self._drive(Drift(0.65, 0.85, period_s=150, noise=0.005),

@@ -94,36 +94,36 @@ def rounded(decimals: int) -> Callable[[float], float]:
 
 # The openers: each builds a source's devices and says how to read them.
 
-def _random(options: dict[str, Any], pin_factory: Any) -> tuple[Reader, list[Any]]:
+def _random(options: Any, pin_factory: Any) -> tuple[Reader, list[Any]]:
     generator = random.Random()
-    low, high = options["min"], options["max"]
+    low, high = options.min, options.max
     return (lambda: generator.uniform(low, high)), []
 
 
-def _distance(options: dict[str, Any], pin_factory: Any) -> tuple[Reader, list[Any]]:
+def _distance(options: Any, pin_factory: Any) -> tuple[Reader, list[Any]]:
     from gpiozero import DistanceSensor
 
-    sensor = DistanceSensor(echo=options["echo_pin"], trigger=options["trigger_pin"],
-                            max_distance=options["max_distance"], pin_factory=pin_factory)
+    sensor = DistanceSensor(echo=options.echo_pin, trigger=options.trigger_pin,
+                            max_distance=options.max_distance, pin_factory=pin_factory)
     return (lambda: sensor.distance), [sensor]  # metres
 
 
-def _light(options: dict[str, Any], pin_factory: Any) -> tuple[Reader, list[Any]]:
+def _light(options: Any, pin_factory: Any) -> tuple[Reader, list[Any]]:
     from gpiozero import LightSensor
 
-    sensor = LightSensor(options["pin"], charge_time_limit=options["charge_time_limit"],
+    sensor = LightSensor(options.pin, charge_time_limit=options.charge_time_limit,
                          pin_factory=pin_factory)
     return (lambda: sensor.value), [sensor]  # 0 dark .. 1 light
 
 
-def _adc(options: dict[str, Any], pin_factory: Any) -> tuple[Reader, list[Any]]:
+def _adc(options: Any, pin_factory: Any) -> tuple[Reader, list[Any]]:
     import gpiozero
 
-    chip = getattr(gpiozero, options["chip"])
-    kwargs = {} if options["chip"] in ("MCP3001", "MCP3201") else {"channel": options["adc_channel"]}
-    adc = chip(**kwargs, max_voltage=options["vref"],
-               clock_pin=options["clock_pin"], mosi_pin=options["mosi_pin"],
-               miso_pin=options["miso_pin"], select_pin=options["select_pin"],
+    chip = getattr(gpiozero, options.chip)
+    kwargs = {} if options.chip in ("MCP3001", "MCP3201") else {"channel": options.adc_channel}
+    adc = chip(**kwargs, max_voltage=options.vref,
+               clock_pin=options.clock_pin, mosi_pin=options.mosi_pin,
+               miso_pin=options.miso_pin, select_pin=options.select_pin,
                pin_factory=pin_factory)
     return (lambda: adc.voltage), [adc]  # volts
 
