@@ -80,7 +80,7 @@ class GpioConfig:
 class ChannelConfig:
     name: str = setting("", Pattern(r"[a-z][a-z0-9_-]{0,31}", "a name of lowercase letters, digits, - and _ "
                                     "(starting with a letter, at most 32)"), "lowercase, unique", shown="required")
-    source: str = setting("", Choice(tuple(KINDS)), "one of the sources below", shown="required")
+    source: str = setting("", Choice(KINDS.keys()), "one of the sources below", shown="required")
     rate_hz: float = setting(1.0, Number(high=MAX_RATE_HZ, above=0.0), "samples per second, up to 200")
     label: str = setting("", Text(), "what the page shows", shown="the name")
     unit: str = setting("", Text(), "shown beside the value", shown="per source")

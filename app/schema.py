@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any
+from typing import Any, Collection
 
 
 class ConfigError(Exception):
@@ -92,7 +92,7 @@ class Boolean(Check):
 
 @dataclass(frozen=True)
 class Choice(Check):
-    choices: tuple[str, ...]
+    choices: Collection[str]  # a live view (a dict's keys) is read each time
 
     @property
     def expected(self):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..schema import Number, Pin, setting
+from ..simulator import Drift
 from . import Kind
 
 
@@ -19,9 +20,25 @@ class Options:
                                        "seconds; a charge slower than this reads as dark")
 
 
+def open_sensor(options: Options, pin_factory) -> tuple:
+    from gpiozero import LightSensor
+
+    sensor = LightSensor(options.pin, charge_time_limit=options.charge_time_limit, pin_factory=pin_factory)
+    return (lambda: sensor.value), [sensor]  # 0 dark .. 1 light
+
+
+def mock(options: Options, simulator) -> None:
+    """A pin that charges after ``charge_time``; the simulator moves the light level."""
+    from gpiozero.pins.mock import MockChargingPin
+
+    limit = options.charge_time_limit
+    pin = simulator.factory.pin(options.pin, pin_class=MockChargingPin, charge_time=limit / 2)
+    simulator.drive(Drift(0.2, 0.9, period_s=120), lambda level: setattr(pin, "charge_time", limit * (1 - level)))
+
+
 KIND = Kind(
     name="light", reads="LDR + capacitor via `LightSensor`; shown in %",
-    options=Options,
+    options=Options, open=open_sensor, mock=mock,
     shows={"unit": "%", "decimals": 0, "scale_from": (0.0, 1.0), "scale_to": (0.0, 100.0),
            "display_min": 0.0, "display_max": 100.0},
 )

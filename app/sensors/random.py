@@ -15,6 +15,11 @@ class Options:
     max: float = setting(10.0, Number(), "the highest it draws (and the chart's ceiling)")
 
 
+def open_random(options: Options, pin_factory) -> tuple:
+    generator = random.Random()
+    return (lambda: generator.uniform(options.min, options.max)), []
+
+
 def check(options: Options):
     if options.min >= options.max:
         return "max", f"expected more than min ({options.min})"
@@ -23,7 +28,7 @@ def check(options: Options):
 
 KIND = Kind(
     name="random", reads="a uniform random number, as in the tutorial (3 decimals)",
-    options=Options, check=check,
+    options=Options, open=open_random, check=check,
     # The range it draws from is the chart's natural range.
     shows=lambda o: {"decimals": 3, "display_min": o.min, "display_max": o.max},
 )
