@@ -301,6 +301,17 @@ def test_restore_after_a_crash_numbers_past_what_may_have_been_sent():
     assert [s["seq"] for s in crashed.channels["a"].history()] == [99, 100]
 
 
+def test_staleness_is_the_age_of_the_last_sample_on_the_hubs_clock():
+    clock = FakeClock()
+    hub, _ = make_hub(clock=clock.monotonic)
+    assert hub.health(clock.now)["a"]["last_sample_age_s"] is None, "nothing read yet"
+    clock.now = 1.0
+    hub.post("a", clock.time() * 1000, 1.0, None)
+    pump_all(hub)
+    clock.now = 3.5
+    assert hub.health(clock.now)["a"]["last_sample_age_s"] == 2.5
+
+
 def test_a_clock_stepped_back_does_not_reorder_samples():
     hub, out = make_hub()
     hub.post("a", 5000.0, 1.0, None)
