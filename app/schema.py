@@ -27,9 +27,10 @@ class ConfigError(Exception):
         self.where, self.key, self.problem = where, key, problem
 
 
-def setting(default: Any, check: Check, help: str, *, env: bool = False, flag: bool = False,
+def setting(default: Any, check: Check, help: str, *, env: bool | str = False, flag: bool | str = False,
             shown: str | None = None) -> Any:
-    """A field of a config table. *env*: also ``LIVEDASH_<KEY>``; *flag*: also ``--<key>``;
+    """A field of a config table. *env*: also ``LIVEDASH_<KEY>`` (or the name given); *flag*:
+    also ``--<key>`` (or the flag given): name them where two tables share a key (``host``);
     *shown*: the default as the README says it, when the value alone would mislead ("the name")."""
     meta = {"check": check, "help": help, "env": env, "flag": flag, "shown": shown}
     if isinstance(default, (dict, list)):
