@@ -224,9 +224,12 @@ def test_a_kiosk_starting_in_the_off_hours_starts_dark(guest, provisioned):
                        f"LIVEDASH_KIOSK_SCREEN_ON_AT={around[1]}", "/usr/local/libexec/livedash-kiosk-screen", "start")
     assert f"(the schedule has it off until {around[1]})" in started.stderr
     (name, output), = outputs(guest).items()
-    assert output["Enabled"] == "no" and output["Transform"] == "90", output
+    assert output["Enabled"] == "no", output  # wlr-randr shows no transform for an output that is off
     guest.run(["systemctl", "start", "livedash-kiosk-screen@on.service"])
+    assert outputs(guest)[name]["Transform"] == "90"
     wait_until(lambda: shows_live_page(grab(guest)), timeout=60, interval=1, what="the live page back on")
+    width, height, _ = grab(guest)
+    assert height > width
 
 
 def test_a_second_run_changes_nothing(guest, provisioned, schedule):
