@@ -58,12 +58,17 @@ def recap(output):
     return dict(field.split("=") for field in line.split(":", 1)[1].split())
 
 
+def cage_socket(guest) -> str | None:
+    sockets = guest.run(["find", RUNTIME, "-maxdepth", "1", "-type", "s", "-name", "wayland-*"], check=False).stdout.split()
+    return Path(sockets[0]).name if sockets else None
+
+
 def as_kiosk(guest, *cmd, **kwargs):
     """A Wayland client of the guest's cage, as the kiosk user (cage's socket is theirs)."""
-    sockets = guest.run(["find", RUNTIME, "-maxdepth", "1", "-type", "s", "-name", "wayland-*"], check=False).stdout.split()
-    assert sockets, "cage has no Wayland socket: the kiosk is not running"
+    display = cage_socket(guest)
+    assert display, "cage has no Wayland socket: the kiosk is not running"
     return guest.run(["runuser", "-u", "kiosk", "--", "env", f"XDG_RUNTIME_DIR={RUNTIME}",
-                      f"WAYLAND_DISPLAY={Path(sockets[0]).name}", *cmd], **kwargs)
+                      f"WAYLAND_DISPLAY={display}", *cmd], **kwargs)
 
 
 def outputs(guest) -> dict[str, dict[str, str]]:
@@ -79,7 +84,10 @@ def outputs(guest) -> dict[str, dict[str, str]]:
 
 
 def grab(guest):
-    """grim's picture of cage's output: (width, height, RGB bytes), or None when grim fails."""
+    """grim's picture of cage's output: (width, height, RGB bytes), or None when grim fails
+    (or cage is not running)."""
+    if cage_socket(guest) is None:
+        return None
     shot = as_kiosk(guest, "grim", "-t", "ppm", "-", check=False, text=False)
     if shot.returncode != 0:
         return None
@@ -227,6 +235,18 @@ def test_a_kiosk_starting_in_the_off_hours_starts_dark(guest, provisioned):
     wait_until(lambda: shows_live_page(grab(guest)), timeout=60, interval=1, what="the live page back on")
     width, height, _ = grab(guest)
     assert height > width
+
+
+def test_when_chromium_dies_the_kiosk_comes_back_turned(guest, provisioned):
+    """Restart=always brings cage and Chromium back, and ExecStartPost= turns the new output again."""
+    restarts = int(kiosk(guest, "NRestarts"))
+    browser = guest.run(["pgrep", "-o", "-u", "kiosk", "-x", "chromium"]).stdout.split()[0]
+    guest.run(["kill", "-9", browser])
+    wait_until(lambda: int(kiosk(guest, "NRestarts")) > restarts, timeout=60, what="systemd to restart the kiosk")
+    wait_until(lambda: shows_live_page(grab(guest)), timeout=180, interval=2, what="the live page after the restart")
+    width, height, _ = grab(guest)
+    (output,) = outputs(guest).values()
+    assert height > width and output["Transform"] == "90", output
 
 
 def test_a_second_run_changes_nothing(guest, provisioned, schedule):
