@@ -11,7 +11,9 @@ from . import events, web
 from .config import Config
 from .livedash import Livedash
 
-ROOT = Path(__file__).resolve().parent.parent  # templates/ and static/ sit beside the package
+# templates/ and static/ sit beside the package in a checkout, and inside it in the wheel.
+PACKAGE = Path(__file__).resolve().parent
+ROOT = PACKAGE if (PACKAGE / "templates").is_dir() else PACKAGE.parent
 
 __all__ = ["create_app", "Config"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import time
 from typing import Any
@@ -21,6 +22,15 @@ log = logging.getLogger(__name__)
 PUMP_STUCK_S = 5.0  # samples waiting this long for the hub means the hub is stuck
 
 
+def installed_version() -> str | None:
+    """The installed wheel's version, e.g. 0.1.0+<checksum of its sources> (scripts/build-wheel):
+    which code a Pi runs. None when run from a checkout."""
+    try:
+        return importlib.metadata.version("livedash")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 class Livedash:
     """Config, hub, samplers and pins of one app; ``start`` once, ``stop`` once.
 
@@ -32,6 +42,7 @@ class Livedash:
         self.config = config
         self.socketio = socketio
         self.runtime = runtime_for(config.server.async_mode)
+        self.version = installed_version()
         server = socketio.server
         self.hub = Hub(config.channels, config.server.history, emit=socketio.emit,
                        enter_room=lambda sid, room: server.enter_room(sid, room),
@@ -134,6 +145,7 @@ class Livedash:
             "status": "ok" if not faults else "degraded",
             "uptime_s": round(now - self.started_at, 3) if self.started_at is not None else 0.0,
             "async_mode": self.runtime.name,
+            "version": self.version,
             "clients": len(self.hub.clients),
             "channels": channels,
         }

@@ -281,9 +281,9 @@ def systemd_root(tmp_path: Path) -> Path:
     root = tmp_path / "root"
     (root / "usr/lib/systemd").mkdir(parents=True)
     shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
-    python = root / "opt/livedash/venv/bin/python"
-    python.parent.mkdir(parents=True)
-    shutil.copy("/usr/bin/true", python)
+    program = root / "opt/livedash/venv/bin/livedash"
+    program.parent.mkdir(parents=True)
+    shutil.copy("/usr/bin/true", program)
     (root / "etc/systemd/system").mkdir(parents=True)
     return root
 

@@ -46,10 +46,13 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, what: s
 
 
 class ServerProcess:
-    """``python -m app`` with a config file of the test's, on 127.0.0.1 and a free port."""
+    """``python -m app`` with a config file of the test's, on 127.0.0.1 and a free port
+    (or *command*, e.g. an installed ``livedash``, run in *cwd*)."""
 
     def __init__(self, tmp_path: Path, config: str, *, args: tuple[str, ...] = (), env: dict | None = None,
-                 port: int | None = None):
+                 port: int | None = None, command: tuple[str, ...] = (sys.executable, "-m", "app"),
+                 cwd: Path = REPO):
+        self.command, self.cwd = command, cwd
         self.port = port or free_port()
         self.config_path = tmp_path / "livedash.toml"
         self.config_path.write_text(config)
@@ -69,7 +72,7 @@ class ServerProcess:
     def start(self, wait: bool = True) -> "ServerProcess":
         RUNNING.add(self)
         self._log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "app", *self.args], cwd=REPO, env=self.env,
+        self.process = subprocess.Popen([*self.command, *self.args], cwd=self.cwd, env=self.env,
                                         stdout=self._log, stderr=subprocess.STDOUT)
         if wait:
             wait_until(self.ready, timeout=15, what=f"livedash on port {self.port}")
