@@ -1,11 +1,12 @@
-"""The real playbook against real booted systems of every kind a Pi runs, from a clone.
+"""The real playbook against real booted systems, from a clone, as a user runs it.
 
-The matrix: Debian 12 and 13, amd64 and arm64 (the Pi's own architecture, emulated through
-qemu-user, so slow: it starts first). Each guest boots, is provisioned twice (the second run
-changes nothing), checked with --check --diff (nothing to do), and serves its page and /healthz
-to a viewer on the LAN (its own namespace, over a veth pair). The guests come up in parallel
-threads, once per module; the deeper tests (kill -9, the watchdog, a reboot, privacy, ports, a
-late failure) run on one of them. Each guest's figures are printed at the end of the run.
+The matrix: Debian 12 and 13 on amd64, booted with systemd as PID 1. Each guest is provisioned
+twice (the second run changes nothing), checked with --check --diff (nothing to do), and serves
+its page and /healthz to a viewer on the LAN (its own namespace, over a veth pair). On arm64 (the
+Pi's architecture, through qemu-user) the Pi's install step runs in an arm64 root and the app
+serves from it; 32-bit is refused with its reason. Everything comes up in parallel threads, once
+per module; the deeper tests (kill -9, the watchdog, a reboot, privacy, ports, a late failure)
+run on one guest. Each system's figures are printed at the end of the run.
 
 Defaults throughout: nothing is overridden for the guests but where pip finds its wheels
 (they have no PyPI); the kiosk skips itself there, as on any system without a display console.
@@ -65,7 +66,7 @@ FETCH = "import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=1
 def playbook(guest, checkout, *args):
     """`./scripts/provision ARGS` as a user runs it in their clone: the same playbook, its own
     ansible.cfg, an inventory naming the guest (reached through nsenter rather than SSH)."""
-    inventory = guest.inventory(checkout.parent / f"inventory-{guest.name}", base_hostname="livedash-test",
+    inventory = guest.inventory(guest.workdir / "inventory", base_hostname="livedash-test",
                                 livedash_pip_environment=json.dumps({"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": WHEELS_IN_GUEST}).replace(" ", ""))
     return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inventory), "site.yml", *args], cwd=checkout / "provisioning",
                           capture_output=True, text=True, timeout=1800)
