@@ -28,9 +28,9 @@ from pathlib import Path
 CACHE = Path(os.environ.get("LIVEDASH_TEST_CACHE", "/var/cache/livedash-test"))
 WHEELS_IN_GUEST = "/var/cache/livedash-wheels"
 
-# What a freshly flashed Raspberry Pi OS Lite has, plus what the playbook installs there (the
-# kiosk skips itself in a guest: no display console).
-PACKAGES = [
+# What a freshly flashed Raspberry Pi OS Lite has, plus what the playbook installs where the
+# kiosk skips itself (no display console, as in any guest).
+LITE_PACKAGES = [
     "systemd-sysv", "dbus", "udev", "kmod", "procps", "iproute2", "sudo", "ca-certificates",
     "python3", "python3-apt", "python3-packaging", "python3-venv", "python3-systemd",
     "avahi-daemon", "tzdata",
@@ -40,6 +40,7 @@ KIOSK_PACKAGES = [
     "cage", "xwayland", "chromium", "fonts-dejavu-core", "wlr-randr",
     "grim",  # the test's own: it screenshots the kiosk from inside the guest
 ]
+PACKAGES = LITE_PACKAGES + KIOSK_PACKAGES
 
 # The systems a Pi runs, as (suite, Debian architecture): the Python each has, and the
 # wheel platform pip downloads for it.
