@@ -52,6 +52,9 @@ class ServerConfig:
     # 50: every channel up to 50 Hz still goes out as one `sample` event per sample.
     max_frame_hz: float = 50.0
     client_timeout_s: float = 45.0  # a client that answers no ping or takes nothing this long is let go
+    # Bytes a WebSocket client may fall behind (its socket buffer full) before it is let go; it
+    # gets history when it returns. Holds every channel's history at connect with room to spare.
+    send_backlog_bytes: int = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -372,6 +375,7 @@ CHECKS = {
     ("server", "max_clients_per_address"): _integer(1, 100_000),
     ("server", "max_frame_hz"): _number(low=1.0, high=MAX_RATE_HZ),
     ("server", "client_timeout_s"): _number(low=1.0, high=3600.0),
+    ("server", "send_backlog_bytes"): _integer(16 * 1024, 256 * 1024 * 1024),
     ("gpio", "pin_factory"): _choice(PIN_FACTORIES),
     ("gpio", "simulate"): _boolean,
 }

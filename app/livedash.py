@@ -9,6 +9,7 @@ from typing import Any
 from flask_socketio import SocketIO
 
 from .config import Config
+from .fanout import Fanout
 from .hub import Hub
 from .pins import Pins
 from .runtime import runtime_for
@@ -33,7 +34,9 @@ class Livedash:
         self.socketio = socketio
         self.runtime = runtime_for(config.server.async_mode)
         server = socketio.server
-        self.hub = Hub(config.channels, config.server.history, emit=socketio.emit,
+        self.fanout = Fanout(socketio, config.server.async_mode, config.server.send_backlog_bytes)
+        self.fanout.install()
+        self.hub = Hub(config.channels, config.server.history, emit=self.fanout.emit,
                        enter_room=lambda sid, room: server.enter_room(sid, room),
                        leave_room=lambda sid, room: server.leave_room(sid, room),
                        frame_hz=config.server.max_frame_hz)
