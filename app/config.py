@@ -52,9 +52,10 @@ class ServerConfig:
     # 50: every channel up to 50 Hz still goes out as one `sample` event per sample.
     max_frame_hz: float = 50.0
     client_timeout_s: float = 45.0  # a client that answers no ping or takes nothing this long is let go
-    # Bytes a WebSocket client may fall behind (its socket buffer full) before it is let go; it
-    # gets history when it returns. Holds every channel's history at connect with room to spare.
-    send_backlog_bytes: int = 1024 * 1024
+    # Bytes of live frames a WebSocket page may fall behind (its socket buffer full, its backlog
+    # not emptied) before it is let go; it gets history when it returns. 256 KiB: minutes of a
+    # 20 Hz channel, and at most 768 MB if all 3000 pages stalled at once.
+    send_backlog_bytes: int = 256 * 1024
 
 
 @dataclass(frozen=True)

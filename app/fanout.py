@@ -14,7 +14,9 @@ engineio still has queued for that client (it then takes the normal path itself)
 behind the client's backlog. What the kernel does not take stays in that client's
 backlog, written when its socket is writable again; a client more than
 ``send_backlog_bytes`` behind is let go and gets history when it returns, so it never
-holds up anyone else.
+holds up anyone else. What counts towards that limit is live data (broadcast frames) piled
+up since the backlog was last empty: the history a page asks for at connect can be larger
+than the limit, and a page that takes it at once is not behind.
 
 The fast path is for WebSocket clients under eventlet. Long-polling clients, threading
 mode and any library version this was not written against take engineio's normal path.
@@ -35,6 +37,11 @@ log = logging.getLogger(__name__)
 # The versions whose internals this module was written against (requirements.txt pins them).
 WRITTEN_AGAINST = {"python-engineio": "4.15.1", "python-socketio": "5.18.1", "eventlet": "0.41.3"}
 DROPPED = "send backlog full"  # the disconnect reason of a client let go for being too far behind
+# The kernel's send buffer per WebSocket, fixed: left to autotuning it grows to megabytes for a
+# page that took a big history once, and a stalled page would hold that much before its
+# backlog even starts. Fixed, a page is held at most this plus send_backlog_bytes; 64 KiB
+# still carries megabytes a second on a LAN.
+KERNEL_SEND_BUFFER = 64 * 1024
 
 
 def frame(text: str) -> bytes:
@@ -98,20 +105,26 @@ class Connection:
         self.fanout, self.eio_socket, self.ws = fanout, eio_socket, ws
         self.green = ws.socket  # eventlet's GreenSocket; .fd is the real socket, non-blocking
         self.raw = self.green.fd
+        self.raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER)
         self._raw_send = self.raw.send
         self.backlog = bytearray()
+        self.behind = 0  # bytes of live frames put in the backlog since it was last empty
         self.limit = fanout.backlog_bytes
         self.dropped = False
         self.drainer = None
 
-    def write(self, data: bytes) -> None:
-        """All bytes to this client come here, in the order they are to arrive; never blocks."""
+    def write(self, data: bytes, live: bool = False) -> None:
+        """All bytes to this client come here, in the order they are to arrive; never blocks.
+
+        *live*: a broadcast frame, the kind of bytes that count towards the backlog limit."""
         if self.dropped:
             return
         if self.backlog:
             self.backlog += data
-            if len(self.backlog) > self.limit:
-                self.drop()
+            if live:
+                self.behind += len(data)
+                if self.behind > self.limit:
+                    self.drop()
             return
         try:
             sent = self._raw_send(data)
@@ -122,10 +135,8 @@ class Connection:
             return
         if sent < len(data):
             self.backlog += memoryview(data)[sent:]
-            if len(self.backlog) > self.limit:
-                self.drop()
-            else:
-                self.drainer = self.fanout.spawn(self._drain)
+            self.behind = len(data) - sent if live else 0
+            self.drainer = self.fanout.spawn(self._drain)
 
     def _drain(self) -> None:
         """While there is a backlog: wait until the socket is writable, write what it takes."""
@@ -139,6 +150,7 @@ class Connection:
                 except (BlockingIOError, InterruptedError):
                     continue
                 del self.backlog[:sent]
+            self.behind = 0
         except Exception:  # closed under us (IOClosed, OSError): the connection is ending anyway
             self.dropped = True
         finally:
@@ -146,11 +158,11 @@ class Connection:
 
     def drop(self) -> None:
         """Too far behind: let it go now (reset, nothing more is sent); it resyncs from history."""
-        waiting = len(self.backlog)
+        waiting, behind = len(self.backlog), self.behind
         self.dropped = True
         self.backlog = bytearray()
-        log.info("client %s let go: %d bytes waiting to be sent, more than send_backlog_bytes (%d)",
-                 self.eio_socket.sid, waiting, self.limit)
+        log.info("client %s let go (%s): %d bytes of live frames waiting, more than send_backlog_bytes "
+                 "(%d); %d bytes in all", self.eio_socket.sid, DROPPED, behind, self.limit, waiting)
         try:  # a reset, not a FIN behind a full buffer: the kernel lets go of its bytes too
             self.raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         except OSError:
@@ -217,6 +229,12 @@ class Fanout:
                 connection.end()
         return handle
 
+    def health(self) -> dict[str, Any]:
+        """For /healthz: which path broadcasts take, and how many pages are behind by how much."""
+        behind = [c for c in self.connections.values() if c.backlog]
+        return {"path": "broadcast" if self.enabled else "normal", "websocket_clients": len(self.connections),
+                "clients_behind": len(behind), "backlog_bytes": sum(len(c.backlog) for c in behind)}
+
     def emit(self, event: str, data: Any, to: str | None = None) -> None:
         """Like SocketIO.emit (default namespace, no callback): to a room, a client, or everyone."""
         if not self.enabled:
@@ -238,7 +256,7 @@ class Fanout:
             connection = connections.get(eio_sid)
             if (connection is not None and eio_socket.upgraded and not eio_socket.closing
                     and not eio_socket.queue.qsize()):
-                connection.write(bytes_)
+                connection.write(bytes_, True)
             else:  # polling, upgrading, or engineio still has something queued for it: behind that
                 if packet is None:
                     packet = eio_packet.Packet(eio_packet.MESSAGE, encoded)

@@ -130,5 +130,6 @@ class Livedash:
             "uptime_s": round(now - self.started_at, 3) if self.started_at is not None else 0.0,
             "async_mode": self.runtime.name,
             "clients": len(self.hub.clients),
+            "fanout": self.fanout.health(),
             "channels": channels,
         }
