@@ -30,6 +30,7 @@ import importlib.metadata
 import logging
 import socket
 import struct
+from collections import deque
 from typing import Any, Callable
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,9 @@ WRITTEN_AGAINST = {"python-engineio": "4.15.1", "python-socketio": "5.18.1", "ev
 DROPPED = "send backlog full"  # the disconnect reason of a client let go for being too far behind
 # The kernel's send buffer per WebSocket, fixed: left to autotuning it grows to megabytes for a
 # page that took a big history once, and a stalled page would hold that much before its
-# backlog even starts. Fixed, a page is held at most this plus send_backlog_bytes; 64 KiB
-# still carries megabytes a second on a LAN.
-KERNEL_SEND_BUFFER = 64 * 1024
+# backlog even starts. Fixed, a page is held at most this (Linux doubles it for its own
+# bookkeeping) plus send_backlog_bytes; 32 KiB still carries 1.6 MB/s at a 20 ms round trip.
+KERNEL_SEND_BUFFER = 32 * 1024
 
 
 def frame(text: str) -> bytes:
@@ -73,7 +74,7 @@ def problems() -> list[str]:
         (Socket, "_websocket_handler"), (Socket, "send"), (Socket, "close"),
         (eio_packet, "MESSAGE"), (eio_packet, "Packet"),
         (eventlet.websocket.RFC6455WebSocket, "_send"), (eventlet.websocket.RFC6455WebSocket, "send"),
-        (eventlet.hubs, "trampoline"), (BaseManager, "get_participants"),
+        (eventlet.hubs, "trampoline"), (BaseManager, "get_participants"), (BaseManager, "eio_sid_from_sid"),
     ]
     found += [f"{getattr(owner, '__name__', owner)} has no {name}" for owner, name in needed
               if not hasattr(owner, name)]
@@ -108,10 +109,16 @@ class Connection:
         self.raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER)
         self._raw_send = self.raw.send
         self.backlog = bytearray()
-        self.behind = 0  # bytes of live frames put in the backlog since it was last empty
+        self.head = 0  # where in the stream (bytes since the connection began) the backlog starts
+        self.asked: deque[tuple[int, int]] = deque()  # (start, end) in the stream of the backlog's non-live bytes
         self.limit = fanout.backlog_bytes
         self.dropped = False
         self.drainer = None
+
+    def behind(self) -> int:
+        """Bytes of live frames in the backlog: what the limit is about (history, acks and pings are asked for)."""
+        asked = sum(end - max(start, self.head) for start, end in self.asked)
+        return len(self.backlog) - asked
 
     def write(self, data: bytes, live: bool = False) -> None:
         """All bytes to this client come here, in the order they are to arrive; never blocks.
@@ -119,24 +126,25 @@ class Connection:
         *live*: a broadcast frame, the kind of bytes that count towards the backlog limit."""
         if self.dropped:
             return
-        if self.backlog:
-            self.backlog += data
-            if live:
-                self.behind += len(data)
-                if self.behind > self.limit:
-                    self.drop()
-            return
-        try:
-            sent = self._raw_send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:  # the connection broke; its reader notices and engineio closes it
-            self.dropped = True
-            return
-        if sent < len(data):
-            self.backlog += memoryview(data)[sent:]
-            self.behind = len(data) - sent if live else 0
+        if not self.backlog:
+            try:
+                sent = self._raw_send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:  # the connection broke; its reader notices and engineio closes it
+                self.dropped = True
+                return
+            self.head += sent
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
             self.drainer = self.fanout.spawn(self._drain)
+        if not live:
+            tail = self.head + len(self.backlog)
+            self.asked.append((tail, tail + len(data)))
+        self.backlog += data
+        if live and self.behind() > self.limit:
+            self.drop()
 
     def _drain(self) -> None:
         """While there is a backlog: wait until the socket is writable, write what it takes."""
@@ -150,17 +158,20 @@ class Connection:
                 except (BlockingIOError, InterruptedError):
                     continue
                 del self.backlog[:sent]
-            self.behind = 0
-        except Exception:  # closed under us (IOClosed, OSError): the connection is ending anyway
+                self.head += sent
+                while self.asked and self.asked[0][1] <= self.head:
+                    self.asked.popleft()
+        except Exception as e:  # closed under us (IOClosed, OSError): the connection is ending anyway
+            log.debug("client %s: backlog not sent: %s", self.eio_socket.sid, e)
             self.dropped = True
         finally:
             self.drainer = None
 
     def drop(self) -> None:
         """Too far behind: let it go now (reset, nothing more is sent); it resyncs from history."""
-        waiting, behind = len(self.backlog), self.behind
+        waiting, behind = len(self.backlog), self.behind()
         self.dropped = True
-        self.backlog = bytearray()
+        self.backlog, self.asked = bytearray(), deque()
         log.info("client %s let go (%s): %d bytes of live frames waiting, more than send_backlog_bytes "
                  "(%d); %d bytes in all", self.eio_socket.sid, DROPPED, behind, self.limit, waiting)
         try:  # a reset, not a FIN behind a full buffer: the kernel lets go of its bytes too
@@ -236,8 +247,11 @@ class Fanout:
                 "clients_behind": len(behind), "backlog_bytes": sum(len(c.backlog) for c in behind)}
 
     def emit(self, event: str, data: Any, to: str | None = None) -> None:
-        """Like SocketIO.emit (default namespace, no callback): to a room, a client, or everyone."""
-        if not self.enabled:
+        """Like SocketIO.emit (default namespace, no callback): to a room, a client, or everyone.
+
+        To a room or everyone: the broadcast path, live frames. To one client (the channel list,
+        history): engineio's normal path, what that client asked for; later broadcasts queue behind it."""
+        if not self.enabled or (to is not None and self.server.manager.eio_sid_from_sid(to, "/")):
             self.socketio.emit(event, data, to=to)
             return
         from engineio import packet as eio_packet
