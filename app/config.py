@@ -68,6 +68,10 @@ class ServerConfig:
     client_timeout_s: float = setting(45.0, Number(low=1.0, high=3600.0),
                                       "a page that answers no ping (a hung tab, a phone gone from the Wi-Fi) is let "
                                       "go, with what was queued for it; it resyncs from history when it returns")
+    send_backlog_bytes: int = setting(256 * 1024, Whole(16 * 1024, 256 * 1024 * 1024),
+                                      "bytes of live frames a WebSocket page may fall behind (its socket full) "
+                                      "before it is let go; it gets history when it returns (256 KiB: minutes "
+                                      "of a 20 Hz channel)")
 
 
 @dataclass(frozen=True)

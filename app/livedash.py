@@ -10,6 +10,7 @@ from typing import Any
 from flask_socketio import SocketIO
 
 from .config import Config
+from .fanout import Fanout
 from .hub import Hub
 from .pins import Pins
 from .runtime import runtime_for
@@ -44,7 +45,9 @@ class Livedash:
         self.runtime = runtime_for(config.server.async_mode)
         self.version = installed_version()
         server = socketio.server
-        self.hub = Hub(config.channels, config.server.history, emit=socketio.emit,
+        self.fanout = Fanout(socketio, config.server.async_mode, config.server.send_backlog_bytes)
+        self.fanout.install()
+        self.hub = Hub(config.channels, config.server.history, emit=self.fanout.emit,
                        enter_room=lambda sid, room: server.enter_room(sid, room),
                        leave_room=lambda sid, room: server.leave_room(sid, room),
                        frame_hz=config.server.max_frame_hz)
@@ -147,5 +150,6 @@ class Livedash:
             "async_mode": self.runtime.name,
             "version": self.version,
             "clients": len(self.hub.clients),
+            "fanout": self.fanout.health(),
             "channels": channels,
         }

@@ -166,9 +166,10 @@ class RawClient(Client):
     generator's own delay is measured apart (``Tally.handling``).
     """
 
-    def __init__(self, tally: Tally, host: str, port: int) -> None:
+    def __init__(self, tally: Tally, host: str, port: int, rcvbuf: int | None = None) -> None:
         super().__init__(tally)
         self.host, self.port = host, port
+        self.rcvbuf = rcvbuf  # set before connecting, the TCP window stays that small
         self.sock: socket.socket | None = None
         self.buf = bytearray()
         self.upgraded = False
@@ -179,6 +180,8 @@ class RawClient(Client):
         sock = self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        if self.rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
         try:
             await loop.sock_connect(sock, (self.host, self.port))
         except BaseException:
