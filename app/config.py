@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .levels import Limits
+
 # Where the file is looked for when no --config / LIVEDASH_CONFIG names one.
 SEARCH_PATH = (Path("livedash.toml"), Path("/etc/livedash/livedash.toml"))
 
@@ -77,6 +79,17 @@ class ChannelConfig:
     timeout_s: float = 2.0  # a read taking longer than this is a fault
     pin_factory: str = ""  # empty: the [gpio] table's
     options: dict[str, Any] = field(default_factory=dict)  # the source's own keys, checked
+    # -- Thresholds (issue 12), in the channel's unit; see app/levels.py. None: no such limit.
+    warn_above: float | None = None
+    warn_below: float | None = None
+    alarm_above: float | None = None
+    alarm_below: float | None = None
+    hysteresis: float = 0.0  # how far back inside a limit a value must come to leave its level
+    # -- end of thresholds
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.warn_above, self.warn_below, self.alarm_above, self.alarm_below, self.hysteresis)
 
     @property
     def title(self) -> str:
@@ -270,6 +283,9 @@ def _check_channel(c: ChannelConfig, where: str, key: str) -> None:
         raise ConfigError(where, f"{key}.display_max", "expected more than display_min")
     if None not in (c.valid_min, c.valid_max) and c.valid_min >= c.valid_max:
         raise ConfigError(where, f"{key}.valid_max", "expected more than valid_min")
+    problem = c.limits.problem()
+    if problem:
+        raise ConfigError(where, f"{key}.{problem[0]}", problem[1])
 
 
 def _check_unique(channels: tuple[ChannelConfig, ...], where: str) -> None:
@@ -389,6 +405,13 @@ CHANNEL_CHECKS = {
     "scale_to": _pair,
     "timeout_s": _number(high=60.0, above=0.0),
     "pin_factory": _choice(PIN_FACTORIES),
+    # -- Thresholds (issue 12)
+    "warn_above": _number(),
+    "warn_below": _number(),
+    "alarm_above": _number(),
+    "alarm_below": _number(),
+    "hysteresis": _number(),  # 0 or more: Limits.problem says so
+    # -- end of thresholds
 }
 
 OPTION_CHECKS = {
