@@ -22,7 +22,7 @@ def index():
     theme = request.args.get("theme")
     return render_template("index.html", kiosk=request.args.get("kiosk") == "1",
                            theme=theme if theme in ("light", "dark") else None,
-                           windows=list(WINDOWS), default_window=DEFAULT_WINDOW)
+                           windows=WINDOWS, default_window=DEFAULT_WINDOW)
 
 
 @blueprint.get("/healthz")
