@@ -60,14 +60,16 @@ class Tier:
         if n < self.newest:  # a clock stepped back: the sample counts for now, never rewrites the past
             n = self.newest
         i = n % self.size
-        if self.number[i] != n:
-            self.number[i], self.min[i], self.max[i], self.sum[i], self.count[i] = n, value, value, 0.0, 0
-        else:
-            self.min[i] = min(self.min[i], value)
-            self.max[i] = max(self.max[i], value)
+        if self.number[i] != n:  # a new bucket (or a slot left from a lap ago: it starts over)
+            self.number[i], self.min[i], self.max[i], self.sum[i], self.count[i] = n, value, value, value, 1
+            self.newest = n
+            return
+        if value < self.min[i]:
+            self.min[i] = value
+        elif value > self.max[i]:
+            self.max[i] = value
         self.sum[i] += value
         self.count[i] += 1
-        self.newest = n
 
     def buckets(self, since_ms: float, decimals: int | None = None) -> list[dict[str, Any]]:
         """Buckets that end after *since_ms*, oldest first: {t (start, epoch ms), min, max, mean, count}."""
