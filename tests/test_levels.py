@@ -61,3 +61,23 @@ def test_contradicting_limits_name_the_key(tmp_path, extra, key, problem):
     with pytest.raises(ConfigError) as e:
         config(tmp_path, extra)
     assert e.value.key == f"channels[temp].{key}" and problem in e.value.problem
+
+
+def test_limits_as_ansible_channel_keys_reach_the_config(tmp_path):
+    """host_vars/example-pi.yml's channels, through the role's template, give the limits the app checks."""
+    import json
+
+    import jinja2
+    import yaml
+
+    from tests.support.server import REPO
+
+    role = REPO / "provisioning" / "roles" / "livedash"
+    variables = yaml.safe_load((role / "defaults" / "main.yml").read_text())
+    variables.update(yaml.safe_load((REPO / "provisioning" / "host_vars" / "example-pi.yml").read_text()))
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(role / "templates"), keep_trailing_newline=True)
+    env.filters["to_json"] = json.dumps
+    path = tmp_path / "livedash.toml"
+    path.write_text(env.get_template("livedash.toml.j2").render(ansible_managed="test", **variables))
+    temperature = load(str(path), environ={}).channel("temperature")
+    assert temperature.limits == Limits(warn_above=28, warn_below=15, alarm_above=32, hysteresis=0.5)
