@@ -15,7 +15,7 @@ from typing import Any
 from flask import request
 from flask_socketio import ConnectionRefusedError, SocketIO
 
-from .aggregates import DEFAULT_WINDOW, window_s
+from .aggregates import window_s
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def register(socketio: SocketIO, livedash) -> None:
             gate.admit(address)
             auth = auth if isinstance(auth, dict) else {}
             wanted = gate.channel_names(auth["channels"]) if "channels" in auth else None
-            window = gate.window(auth.get("window", DEFAULT_WINDOW))
+            window = gate.window(auth["window"]) if "window" in auth else None
         except Refused as e:
             log.info("client %s refused: %s", address, e)
             raise ConnectionRefusedError(str(e))

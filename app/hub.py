@@ -14,7 +14,8 @@ channel at or below frame_hz goes out sample by sample, as soon as it is read.
 Every sample sent is also kept beyond the raw ring, in the channel's aggregates (min, max,
 mean per second and per minute, app/aggregates.py), and judged against its limits
 (app/levels.py); a crossing goes out as a ``level`` event. A page's time window decides
-what it gets on connect: the raw ring, and the aggregates too when the ring is too short.
+what it gets on connect: the raw ring, and the aggregates too when the ring is too short
+(a client that names no window, a script say, gets the raw ring only).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from .aggregates import DEFAULT_WINDOW, WINDOWS, Aggregates
+from .aggregates import WINDOWS, Aggregates
 from .config import ChannelConfig
 from .levels import Tracker
 
@@ -94,7 +95,7 @@ class Channel:
 class Client:
     address: str
     channels: set[str] = field(default_factory=set)
-    window: str = DEFAULT_WINDOW
+    window: str | None = None  # the page's time window; None (a script, the load generator): raw only
 
 
 def room(channel: str) -> str:
@@ -219,8 +220,7 @@ class Hub:
 
     # Clients.
 
-    def connect(self, sid: str, address: str, wanted: Iterable[str] | None,
-                window: str = DEFAULT_WINDOW) -> None:
+    def connect(self, sid: str, address: str, wanted: Iterable[str] | None, window: str | None = None) -> None:
         """A new client: the channel list, then each subscribed channel's history (for its window)."""
         self.clients[sid] = Client(address, window=window)
         log.info("client %s connected (%d now)", address, len(self.clients), extra={"CLIENTS": len(self.clients)})
@@ -245,7 +245,8 @@ class Hub:
             client.channels.add(name)
             self._enter_room(sid, room(name))
             self._emit("history", {"channel": name, "samples": self.channels[name].history()}, to=sid)
-            self._send_aggregates(sid, self.channels[name], client.window)
+            if client.window is not None:
+                self._send_aggregates(sid, self.channels[name], client.window)
 
     def set_window(self, sid: str, window: str) -> None:
         """A client's new time window: the aggregates it now needs (the raw ring it has already)."""

@@ -122,8 +122,7 @@ def test_connect_sends_channels_then_history_and_joins_rooms():
     pump_all(hub)
     out.calls.clear()
     hub.connect("sid1", "10.0.0.7", None)
-    # (a ring of 5 samples at 1 Hz is shorter than the default window: aggregates follow the history)
-    assert [e for e, _, _ in out.calls] == ["channels", "history", "aggregates", "history", "aggregates"]
+    assert [e for e, _, _ in out.calls] == ["channels", "history", "history"]
     assert all(to == "sid1" for _, _, to in out.calls)
     assert out.rooms == [("enter", "sid1", "channel:a"), ("enter", "sid1", "channel:b")]
     assert list(hub.clients) == ["sid1"] and hub.clients_from("10.0.0.7") == 1
@@ -132,7 +131,7 @@ def test_connect_sends_channels_then_history_and_joins_rooms():
     assert out.calls == []
     hub.unsubscribe("sid1", ["a"])
     hub.subscribe("sid1", ["a"])
-    assert [e for e, _, _ in out.calls] == ["history", "aggregates"]
+    assert [e for e, _, _ in out.calls] == ["history"]
     hub.disconnect("sid1")
     assert hub.clients == {}
 
