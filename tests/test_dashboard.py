@@ -268,8 +268,8 @@ def test_crossing_alarm_above_turns_the_card_to_alarm_and_back_after_the_hystere
     caplog.set_level(logging.INFO, logger="app.hub")
     with InProcessServer(TEMP_WITH_LIMITS, tmp_path) as server:
         pins = server.livedash.pins
-        wait_until(lambda: pins.simulator and pins.simulator.adcs, what="the sampler to open its sensor")
-        adc = pins.simulator.adcs[(11, 8)]
+        wait_until(lambda: pins.simulator and pins.simulator.mocks, what="the sampler to open its sensor")
+        adc = pins.simulator.mocks[("adc", 11, 8)]
         adc.volts[0] = 0.75  # 25 °C
         page = open_page(browser, server.url + "/", 800, 480)
         card = page.locator("[data-channel=temp]")
@@ -327,8 +327,9 @@ def test_screenshots_and_no_text_under_18px(browser, sensors, size):
             assert value_px >= 48, value_px
         if size == (390, 844):
             # the last values read down the columns: the second is under the first, not beside it
-            first, second = page.locator("[data-channel=distance] .recent li").all()[:2]
-            a, b = first.bounding_box(), second.bounding_box()
+            # (in one look: the list is redrawn with every sample)
+            a, b = page.evaluate("""[...document.querySelectorAll('[data-channel=distance] .recent li')].slice(0, 2)
+                .map(li => { const r = li.getBoundingClientRect(); return {x: r.x, y: r.y}; })""")
             assert abs(a["x"] - b["x"]) < 1 and b["y"] > a["y"]
         DOCS.mkdir(exist_ok=True)
         page.screenshot(path=str(DOCS / f"page-{size[0]}x{size[1]}.png"), full_page=size == (390, 844))

@@ -54,7 +54,7 @@ def test_limits_come_from_the_channel_table(tmp_path):
     ("warn_above = 9\nalarm_above = 7", "alarm_above", "expected more than warn_above (9)"),
     ("alarm_below = 5\nwarn_below = 5", "warn_below", "expected more than alarm_below (5)"),
     ("warn_below = 8\nwarn_above = 2", "warn_above", "expected more than warn_below (8)"),
-    ("hysteresis = -1", "hysteresis", "expected 0 or more"),
+    ("hysteresis = -1", "hysteresis", "expected a number from 0"),
     ("alarm_above = 'hot'", "alarm_above", "expected a number"),
 ])
 def test_contradicting_limits_name_the_key(tmp_path, extra, key, problem):
@@ -79,5 +79,5 @@ def test_limits_as_ansible_channel_keys_reach_the_config(tmp_path):
     env.filters["to_json"] = json.dumps
     path = tmp_path / "livedash.toml"
     path.write_text(env.get_template("livedash.toml.j2").render(ansible_managed="test", **variables))
-    temperature = load(str(path), environ={}).channel("temperature")
+    temperature = next(c for c in load(str(path), environ={}).channels if c.name == "temperature")
     assert temperature.limits == Limits(warn_above=28, warn_below=15, alarm_above=32, hysteresis=0.5)
