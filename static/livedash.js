@@ -96,13 +96,15 @@
   // ---- The window control.
 
   const buttons = [...document.querySelectorAll("#window button")];
-  function setWindow(name) {
+  function setWindow(name, chosen = true) {
     if (!WINDOWS[name]) return;
     view.window = name;
     for (const b of buttons) b.setAttribute("aria-pressed", String(b.dataset.window === name));
-    const url = new URL(location.href);
-    url.searchParams.set("window", name);
-    history.replaceState(null, "", url); // a reload (or the kiosk's URL) keeps it
+    if (chosen) { // a reload keeps what was chosen; a URL that names no window is left as it is
+      const url = new URL(location.href);
+      url.searchParams.set("window", name);
+      history.replaceState(null, "", url);
+    }
     for (const ch of channels.values()) {
       if (ch.agg && ch.agg.window !== name) ch.agg = null; // the new window's buckets are on their way
       renderInfo(ch);
@@ -111,7 +113,7 @@
     if (socket.connected) socket.emit("window", name);
   }
   for (const b of buttons) b.addEventListener("click", () => setWindow(b.dataset.window));
-  setWindow(view.window);
+  setWindow(view.window, false);
 
   // ---- Channels and their cards.
 

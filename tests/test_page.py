@@ -98,13 +98,16 @@ def test_page_shows_live_values_and_chart_without_scrollbars(browser, tmp_path, 
         wait_until(lambda: first.locator(".recent li").count() >= 3, what="the recent list")
         # The chart drew the samples it holds, oldest first (it redraws each time the window has
         # moved by a pixel, so the newest few may not be on it yet).
-        drawn = page.evaluate(f"""() => {{
-            const ch = window.livedash.channels.get('{name}');
-            const ys = ch.plot.data[1].filter(v => v !== null);
-            return [ys.length, ch.samples.length, ch.plot.width, ch.plot.height,
-                    ys.every((y, i) => y === ch.samples[i].value)];
-        }}""")
-        assert 3 <= drawn[0] <= drawn[1] and drawn[4] and drawn[2] > 100 and drawn[3] > 50, drawn
+        def drawn():
+            return page.evaluate(f"""() => {{
+                const ch = window.livedash.channels.get('{name}');
+                const ys = ch.plot.data[1].filter(v => v !== null);
+                return [ys.length, ch.samples.length, ch.plot.width, ch.plot.height,
+                        ys.every((y, i) => y === ch.samples[i].value)];
+            }}""")
+        wait_until(lambda: drawn()[0] >= 3, what="the chart drawn")
+        d = drawn()
+        assert 3 <= d[0] <= d[1] and d[4] and d[2] > 100 and d[3] > 50, d
         if config is THREE:
             wait_until(lambda: page.locator("[data-channel=light] .fault-reason").is_visible(), what="the fault")
             assert "No module named 'lgpio'" in page.locator("[data-channel=light] .fault-reason").inner_text()
