@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .levels import Limits
 from .schema import (Boolean, Choice, ConfigError, Number, Pair, Pattern, Text, Whole, build, default_of,
                      only_keys, setting, settings)
 from .sensors import KINDS
@@ -101,11 +102,23 @@ class ChannelConfig:
     scale_to: tuple[float, float] | None = setting(None, Pair(), "... to `[0, 100]` °C", shown="per source")
     timeout_s: float = setting(2.0, Number(high=60.0, above=0.0), "a read taking longer is a fault")
     pin_factory: str = setting("", PIN_FACTORIES, "this channel's pins only", shown="`[gpio]`'s")
+    # Levels (app/levels.py), in the channel's unit; none: no such limit.
+    warn_above: float | None = setting(None, Number(), "limits: beyond one the card shows *warning* or *ALARM*, "
+                                       "each crossing is a `level` event and a log line")
+    warn_below: float | None = setting(None, Number(), "")
+    alarm_above: float | None = setting(None, Number(), "")
+    alarm_below: float | None = setting(None, Number(), "")
+    hysteresis: float = setting(0.0, Number(low=0.0), "how far back inside a limit the value must come "
+                                "before the level falls again")
     options: Any = None  # the source's own keys: its kind's Options (app/sensors/)
 
     @property
     def title(self) -> str:
         return self.label or self.name
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.warn_above, self.warn_below, self.alarm_above, self.alarm_below, self.hysteresis)
 
     @property
     def period_s(self) -> float:
@@ -259,6 +272,9 @@ def _check_channel(c: ChannelConfig, where: str, key: str) -> None:
         raise ConfigError(where, f"{key}.display_max", "expected more than display_min")
     if None not in (c.valid_min, c.valid_max) and c.valid_min >= c.valid_max:
         raise ConfigError(where, f"{key}.valid_max", "expected more than valid_min")
+    problem = c.limits.problem()
+    if problem:
+        raise ConfigError(where, f"{key}.{problem[0]}", problem[1])
 
 
 def _check_unique(channels: tuple[ChannelConfig, ...], where: str) -> None:

@@ -10,6 +10,12 @@ messages a second per client (``samples``, a list, instead of one ``sample`` eac
 client and message is where the server spends its time (queue, wake-up, WebSocket frame,
 send), not per sample; a 200 Hz channel at 50 frames costs a quarter of what it would. A
 channel at or below frame_hz goes out sample by sample, as soon as it is read.
+
+Every sample sent is also kept beyond the raw ring, in the channel's aggregates (min, max,
+mean per second and per minute, app/aggregates.py), and judged against its limits
+(app/levels.py); a crossing goes out as a ``level`` event. A page's time window decides
+what it gets on connect: the raw ring, and the aggregates too when the ring is too short
+(a client that names no window, a script say, gets the raw ring only).
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from .aggregates import WINDOWS, Aggregates
 from .config import ChannelConfig
+from .levels import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,8 @@ class Channel:
         self.last_t = 0.0  # its wall-clock time; t never goes backwards, whatever NTP does
         self.pending: list[Sample] = []  # numbered, waiting for the channel's next frame
         self.framed_at = -float("inf")  # monotonic time its last frame went out
+        self.aggregates = Aggregates()
+        self.levels = Tracker(config.limits)
 
     @property
     def name(self) -> str:
@@ -58,7 +68,21 @@ class Channel:
         c = self.config
         return {"name": c.name, "label": c.title, "unit": c.unit, "rate_hz": c.rate_hz,
                 "decimals": c.decimals, "min": c.display_min, "max": c.display_max,
-                "source": c.source, "status": self.status, "reason": self.reason}
+                "source": c.source, "status": self.status, "reason": self.reason,
+                "raw_span_s": self.raw_span_s, "limits": c.limits.as_dict(),
+                "level": self.levels.level, "limit": self.levels.limit}
+
+    @property
+    def raw_span_s(self) -> float:
+        """How far back the raw ring reaches when full; a longer window needs the aggregates."""
+        return self.samples.maxlen / self.config.rate_hz
+
+    def window(self, window_s: float, now_ms: float) -> dict[str, Any]:
+        """The last *window_s* seconds: raw samples if the ring spans them, else aggregates."""
+        if window_s <= self.raw_span_s:
+            since = now_ms - window_s * 1000
+            return {"kind": "raw", "samples": [s.as_dict() for s in list(self.samples) if s.t >= since]}
+        return {"kind": "aggregates", **self.aggregates.window(window_s, now_ms, self.config.decimals + 2)}
 
     def history(self, since: int = 0) -> list[dict[str, Any]]:
         return [s.as_dict() for s in list(self.samples) if s.seq > since]
@@ -71,6 +95,7 @@ class Channel:
 class Client:
     address: str
     channels: set[str] = field(default_factory=set)
+    window: str | None = None  # the page's time window; None (a script, the load generator): raw only
 
 
 def room(channel: str) -> str:
@@ -168,6 +193,20 @@ class Hub:
         else:
             self._emit("samples", {"channel": channel.name, "samples": [s.as_dict() for s in pending]},
                        to=room(channel.name))
+        for sample in pending:
+            channel.aggregates.add(sample.seq, sample.t, sample.value)
+            self._judge(channel, sample)
+
+    def _judge(self, channel: Channel, sample: Sample) -> None:
+        """A reading against the channel's limits: a crossing is logged once and sent, after its sample."""
+        crossing = channel.levels.update(sample.value)
+        if crossing is None:
+            return
+        log.log(logging.INFO if crossing.level == "ok" else logging.WARNING, "channel %s: %s: %s (limit %s)",
+                channel.name, crossing.level, crossing.value, crossing.limit,
+                extra={"CHANNEL": channel.name, "LEVEL": crossing.level})
+        self._emit("level", {"channel": channel.name, "level": crossing.level, "value": crossing.value,
+                             "limit": crossing.limit}, to=room(channel.name))
 
     def _set_status(self, channel: Channel, status: str, reason: str | None) -> None:
         if (channel.status, channel.reason) == (status, reason):
@@ -183,9 +222,9 @@ class Hub:
 
     # Clients.
 
-    def connect(self, sid: str, address: str, wanted: Iterable[str] | None) -> None:
-        """A new client: the channel list, then each subscribed channel's history."""
-        self.clients[sid] = Client(address)
+    def connect(self, sid: str, address: str, wanted: Iterable[str] | None, window: str | None = None) -> None:
+        """A new client: the channel list, then each subscribed channel's history (for its window)."""
+        self.clients[sid] = Client(address, window=window)
         log.info("client %s connected (%d now)", address, len(self.clients), extra={"CLIENTS": len(self.clients)})
         self._emit("channels", self.describe(), to=sid)
         self.subscribe(sid, self.channels if wanted is None else wanted)
@@ -208,6 +247,22 @@ class Hub:
             client.channels.add(name)
             self._enter_room(sid, room(name))
             self._emit("history", {"channel": name, "samples": self.channels[name].history()}, to=sid)
+            if client.window is not None:
+                self._send_aggregates(sid, self.channels[name], client.window)
+
+    def set_window(self, sid: str, window: str) -> None:
+        """A client's new time window: the aggregates it now needs (the raw ring it has already)."""
+        client = self.clients[sid]
+        client.window = window
+        for name in sorted(client.channels):
+            self._send_aggregates(sid, self.channels[name], window)
+
+    def _send_aggregates(self, sid: str, channel: Channel, window: str) -> None:
+        """``aggregates`` {channel, window, width_s, seq, buckets}, if the raw ring is too short for
+        *window*; the page folds the live samples after ``seq`` onto these buckets itself."""
+        data = channel.window(WINDOWS[window], time.time() * 1000)
+        if data.pop("kind") == "aggregates":
+            self._emit("aggregates", {"channel": channel.name, "window": window, **data}, to=sid)
 
     def unsubscribe(self, sid: str, names: Iterable[str]) -> None:
         client = self.clients[sid]
@@ -229,7 +284,8 @@ class Hub:
         saved = {}
         for c in self.channels.values():
             samples = c.history() + [s.as_dict() for s in c.pending]
-            saved[c.name] = {"seq": c.seq, "samples": samples[-c.samples.maxlen:]}
+            saved[c.name] = {"seq": c.seq, "samples": samples[-c.samples.maxlen:],
+                             "aggregates": c.aggregates.snapshot()}
         return saved
 
     def restore(self, saved: dict[str, Any], lagging_s: float | None = None) -> None:
@@ -252,6 +308,11 @@ class Hub:
                 continue
             samples.sort(key=lambda s: s.seq)
             channel.samples.extend(s for s in samples if s.seq <= seq)
+            try:
+                if "aggregates" in entry:
+                    channel.aggregates.restore(entry["aggregates"])
+            except (KeyError, TypeError, ValueError) as e:
+                log.warning("saved aggregates of channel %s are damaged (%s); starting them empty", name, e)
             channel.seq = max([seq] + [s.seq for s in samples])
             if channel.samples:
                 channel.last_t = channel.samples[-1].t
@@ -264,5 +325,5 @@ class Hub:
             age = c.age_s(now)
             channels[c.name] = {"status": c.status, "reason": c.reason, "rate_hz": c.config.rate_hz,
                                 "last_sample_age_s": None if age is None else round(age, 3),
-                                "seq": c.seq}
+                                "seq": c.seq, "level": c.levels.level}
         return channels

@@ -135,6 +135,7 @@ class Livedash:
         """What ``systemctl status`` shows: faults first, then how many are fine and who watches."""
         channels = self.hub.channels.values()
         parts = [f"channel {c.name}: fault: {c.reason}" for c in channels if c.status == "fault"]
+        parts += [f"channel {c.name}: {c.levels.level}" for c in channels if c.status == "ok" and c.levels.level != "ok"]
         fine = sum(c.status == "ok" for c in channels)
         clients = len(self.hub.clients)
         parts.append(f"{fine} channel{'s' * (fine != 1)} ok, {clients} client{'s' * (clients != 1)}")

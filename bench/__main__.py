@@ -713,7 +713,13 @@ def main() -> int:
     parser.add_argument("--quiet-pct", type=float, default=20.0,
                         help="quiet: the machine busy at most this %% of one core (default 20)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/results alone")
+    parser.add_argument("--aggregates", action="store_true",
+                        help="only the dashboard's memory: 24 h of aggregates, 8 channels at 50 Hz (--quick: 1 h)")
+    parser.add_argument("--page", action="store_true",
+                        help="only the page's CPU in Chromium: 4 channels at 20 Hz, 60 s a window (--quick: 10 s)")
     args = parser.parse_args()
+    if args.aggregates or args.page:
+        return dashboard_figures(args)
     args.window = args.window or (3.0 if args.quick else 10.0)
     args.stall_window = args.stall_window or (args.window if args.quick else 20.0)
     args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 3.0)
@@ -831,6 +837,28 @@ def main() -> int:
     (RESULTS / "latest.md").write_text("\n".join(md))
     plot(results, checks, RESULTS / "latest.png")
     print(f"\nwrote {RESULTS}/latest.json, latest.md, latest.png ({took / 60:.1f} min)")
+    return 0
+
+
+def dashboard_figures(args) -> int:
+    """--aggregates and --page (bench/dashboard.py): printed, and kept in bench/results/dashboard.md."""
+    from . import dashboard
+
+    md = ["# livedash dashboard figures", "", f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+          f"{' (--quick)' if args.quick else ''}; machine: {machine()['cpu']}, {machine()['cores']} cores", ""]
+    if args.aggregates:
+        r = dashboard.memory_in(SERVER_PYTHON, 1.0 if args.quick else 24.0)
+        md += ["## Memory of the aggregates", ""] + dashboard.aggregates_md(r) + [""]
+    if args.page:
+        rows = dashboard.page_cpu(SERVER_PYTHON, 10.0 if args.quick else 60.0)
+        md += ["## The page in Chromium (CDP Performance.getMetrics; renderer main thread, % of wall time)", ""]
+        md += dashboard.page_md(rows) + [""]
+    text = "\n".join(md)
+    print(text)
+    if not args.no_write:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "dashboard.md").write_text(text)
+        print(f"wrote {RESULTS}/dashboard.md")
     return 0
 
 
