@@ -22,7 +22,7 @@ SEARCH_PATH = (Path("livedash.toml"), Path("/etc/livedash/livedash.toml"))
 ASYNC_MODES = ("eventlet", "threading")
 PIN_FACTORIES = ("auto", "mock", "lgpio", "rpigpio", "pigpio", "native")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-SOURCES = ("random", "distance", "light", "adc")
+SOURCES = ("random", "distance", "light", "adc", "mqtt")
 ADC_CHIPS = ("MCP3001", "MCP3002", "MCP3004", "MCP3008", "MCP3201", "MCP3202", "MCP3204", "MCP3208")
 MAX_RATE_HZ = 200.0
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -61,6 +61,27 @@ class GpioConfig:
 
 
 @dataclass(frozen=True)
+class MqttConfig:
+    """The broker livedash publishes to and subscribes from; no host, no MQTT (the default)."""
+    host: str = ""
+    port: int = 1883  # 8883 is the usual port for TLS
+    tls: bool = False
+    ca_file: str = ""  # with tls: the CA that signed the broker's certificate; empty: the system's
+    username: str = ""
+    password_file: str = ""  # the password alone, in a file only the service can read
+    topic_prefix: str = ""  # empty: livedash/<hostname>
+    qos: int = 0  # 0 or 1
+    max_rate_hz: float = 10.0  # per channel: every sample up to this rate, then the latest at it
+    discovery: bool = True  # Home Assistant discovery entries for the published channels
+    discovery_prefix: str = "homeassistant"
+    queue_size: int = 1000  # messages waiting for the broker; beyond it the oldest are dropped (counted)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+
+@dataclass(frozen=True)
 class ChannelConfig:
     name: str
     source: str
@@ -91,6 +112,7 @@ class ChannelConfig:
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     gpio: GpioConfig = field(default_factory=GpioConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
     channels: tuple[ChannelConfig, ...] = ()
     path: str = ""  # the file it came from, for messages; empty when none was found
 
@@ -119,6 +141,9 @@ SOURCE_OPTIONS: dict[str, dict[str, Any]] = {
     # reads volts: the chip's 0..1 times vref.
     "adc": {"chip": "MCP3008", "adc_channel": 0, "vref": 3.3,
             "clock_pin": 11, "mosi_pin": 10, "miso_pin": 9, "select_pin": 8},
+    # A topic on the [mqtt] broker: a bare number, or JSON and the (dotted) key of the number;
+    # a publisher's availability topic ("offline" is a fault) and livedash status topic.
+    "mqtt": {"topic": "", "json_key": "", "availability_topic": "", "status_topic": ""},
 }
 
 # What a channel shows when its table does not say: the sensors' natural units made readable.
@@ -128,6 +153,7 @@ SOURCE_DEFAULTS: dict[str, dict[str, Any]] = {
     "light": {"unit": "%", "decimals": 0, "scale_from": (0.0, 1.0), "scale_to": (0.0, 100.0),
               "display_min": 0.0, "display_max": 100.0},
     "adc": {"unit": "V", "decimals": 3},
+    "mqtt": {"decimals": 3},
 }
 
 DEFAULT_CHANNELS: tuple[dict[str, Any], ...] = (
@@ -192,15 +218,20 @@ def _read_file(path: str | None) -> tuple[dict[str, Any], str]:
 
 
 def _build(raw: dict[str, Any], where: str) -> Config:
-    _only_keys(raw, {"server", "gpio", "channels"}, where, "")
+    _only_keys(raw, {"server", "gpio", "mqtt", "channels"}, where, "")
     server = _table(ServerConfig, raw.get("server", {}), where, "server")
     gpio = _table(GpioConfig, raw.get("gpio", {}), where, "gpio")
+    mqtt = _table(MqttConfig, raw.get("mqtt", {}), where, "mqtt")
+    _check_mqtt(mqtt, where)
     channel_tables = raw.get("channels", list(DEFAULT_CHANNELS))
     if not isinstance(channel_tables, list) or not channel_tables:
         raise ConfigError(where, "channels", "expected at least one [[channels]] table")
     channels = tuple(_channel(t, where, f"channels[{i}]") for i, t in enumerate(channel_tables))
     _check_unique(channels, where)
-    return Config(server=server, gpio=gpio, channels=channels, path=where)
+    for c in channels:
+        if c.source == "mqtt" and not mqtt.enabled:
+            raise ConfigError(where, f"channels[{c.name}].source", "mqtt needs a broker: set [mqtt] host")
+    return Config(server=server, gpio=gpio, mqtt=mqtt, channels=channels, path=where)
 
 
 def _table(cls, raw: Any, where: str, name: str):
@@ -270,6 +301,19 @@ def _check_channel(c: ChannelConfig, where: str, key: str) -> None:
         raise ConfigError(where, f"{key}.display_max", "expected more than display_min")
     if None not in (c.valid_min, c.valid_max) and c.valid_min >= c.valid_max:
         raise ConfigError(where, f"{key}.valid_max", "expected more than valid_min")
+    if c.source == "mqtt" and not c.options["topic"]:
+        raise ConfigError(where, f"{key}.topic", "expected the topic to subscribe to")
+
+
+def _check_mqtt(m: MqttConfig, where: str) -> None:
+    if m.password_file and not m.username:
+        raise ConfigError(where, "mqtt.password_file", "goes with a username")
+    if m.ca_file and not m.tls:
+        raise ConfigError(where, "mqtt.ca_file", "goes with tls = true")
+    for key in ("password_file", "ca_file"):
+        path = getattr(m, key)
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(where, f"mqtt.{key}", f"cannot read {path}")
 
 
 def _check_unique(channels: tuple[ChannelConfig, ...], where: str) -> None:
@@ -357,6 +401,14 @@ def _host(value: Any, where: str, key: str) -> str:
     return value
 
 
+def _topic(value: Any, where: str, key: str) -> str:
+    """An MQTT topic to publish or subscribe to by name: no wildcards, no empty levels at the ends."""
+    ok = isinstance(value, str) and not any(c in value for c in "+#\0") and len(value.encode()) < 1024
+    if not ok or (value and (value.startswith("/") or value.endswith("/"))):
+        raise ConfigError(where, key, f"expected an MQTT topic like livedash/kitchen (no + or #), got {value!r}")
+    return value
+
+
 _PIN = _integer(0, 27)  # the BCM GPIO numbers on a Raspberry Pi's header
 
 CHECKS = {
@@ -374,6 +426,18 @@ CHECKS = {
     ("server", "client_timeout_s"): _number(low=1.0, high=3600.0),
     ("gpio", "pin_factory"): _choice(PIN_FACTORIES),
     ("gpio", "simulate"): _boolean,
+    ("mqtt", "host"): _text,
+    ("mqtt", "port"): _integer(1, 65535),
+    ("mqtt", "tls"): _boolean,
+    ("mqtt", "ca_file"): _text,
+    ("mqtt", "username"): _text,
+    ("mqtt", "password_file"): _text,
+    ("mqtt", "topic_prefix"): _topic,
+    ("mqtt", "qos"): _integer(0, 1),
+    ("mqtt", "max_rate_hz"): _number(high=MAX_RATE_HZ, above=0.0),
+    ("mqtt", "discovery"): _boolean,
+    ("mqtt", "discovery_prefix"): _topic,
+    ("mqtt", "queue_size"): _integer(10, 1_000_000),
 }
 
 CHANNEL_CHECKS = {
@@ -406,4 +470,8 @@ OPTION_CHECKS = {
     ("adc", "mosi_pin"): _PIN,
     ("adc", "miso_pin"): _PIN,
     ("adc", "select_pin"): _PIN,
+    ("mqtt", "topic"): _topic,
+    ("mqtt", "json_key"): _text,
+    ("mqtt", "availability_topic"): _topic,
+    ("mqtt", "status_topic"): _topic,
 }

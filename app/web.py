@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 blueprint = Blueprint("web", __name__)
 
@@ -20,6 +21,12 @@ def index():
 def healthz():
     """What systemd's helpers, the kiosk and a person with curl ask: is it serving, is each channel fresh."""
     return jsonify(_livedash().health())
+
+
+@blueprint.get("/metrics")
+def metrics():
+    """Prometheus' scrape: each channel's value, counts and status, clients, backlogs, the MQTT link."""
+    return Response(generate_latest(_livedash().metrics), content_type=CONTENT_TYPE_LATEST)
 
 
 @blueprint.get("/api/channels")
