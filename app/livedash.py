@@ -14,6 +14,7 @@ from .metrics import Counts, registry_for
 from .pins import Pins
 from .runtime import runtime_for
 from .sampler import Sampler
+from .sensors import KINDS
 from .sources import open_source
 from .state import load_history, save_history
 
@@ -49,7 +50,7 @@ class Livedash:
         self.pins = Pins(config.gpio)
         self.samplers = [
             Sampler(channel, self._opener(channel), self.hub.post)
-            for channel in config.channels if channel.source != "mqtt"  # those are fed, not read
+            for channel in config.channels if not KINDS[channel.source].fed  # mqtt: fed by the broker, not read
         ]
         self.metrics = registry_for(self)
         self.history_path = config.resolved_state_dir() / "history.json"

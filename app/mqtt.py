@@ -33,6 +33,7 @@ from .config import ChannelConfig, MqttConfig
 from .discovery import config_topic, node_id, sensor_config
 from .hub import Channel, Hub, Link, Sample
 from .mqtt_source import Feed
+from .sensors import KINDS
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,8 @@ class MqttLink:
         self.availability_topic = f"{self.prefix}/availability"
         channels = list(channels)
         # Channels fed from the broker are not published back to it.
-        self.published = {c.name: c for c in channels if c.source != "mqtt"}
-        self.feeds = [Feed(c, hub.post) for c in channels if c.source == "mqtt"]
+        self.published = {c.name: c for c in channels if not KINDS[c.source].fed}
+        self.feeds = [Feed(c, hub.post) for c in channels if KINDS[c.source].fed]
         self.state, self.reason = "connecting", None
         self.published_count = 0
         self.dropped_queue = 0  # fell out of the full queue (counted in the pump)

@@ -1,4 +1,6 @@
-"""The mqtt source: a channel fed by a topic on the broker, from any MQTT device or another livedash.
+"""The mqtt source at work: payloads of a subscribed topic turned into samples and faults.
+
+Its keys are declared with the other kinds, in app/sensors/mqtt.py; app/mqtt.py subscribes.
 
 Unlike the sensors it is not read at a rate: each message is a sample, handed to the hub as
 it arrives (paho's thread posts to the hub's thread-safe inbox, as samplers do). The payload
@@ -27,12 +29,12 @@ class Feed:
     """One mqtt channel: what its topics say, turned into samples and faults for the hub."""
 
     def __init__(self, channel: ChannelConfig, post: Post):
-        options = channel.options
+        options = channel.options  # app/sensors/mqtt.py declares them
         self.channel = channel
-        self.topic: str = options["topic"]
-        self.json_key: str = options["json_key"]
-        self.availability_topic: str = options["availability_topic"]
-        self.status_topic: str = options["status_topic"]
+        self.topic: str = options.topic
+        self.json_key: str = options.json_key
+        self.availability_topic: str = options.availability_topic
+        self.status_topic: str = options.status_topic
         self._steps = steps_for(channel)
         self._post = post
         self.online = True  # until its availability topic says otherwise

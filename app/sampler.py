@@ -92,10 +92,6 @@ class Sampler:
     def start(self) -> None:
         self._thread.start()
 
-    @property
-    def started(self) -> bool:
-        return self._thread.is_alive()
-
     def stuck(self, now: float, grace_s: float = 5.0) -> bool:
         """True when the loop missed its own deadline: a stuck sampler, as opposed to a faulty sensor."""
         return self._thread.is_alive() and now > self.due + grace_s

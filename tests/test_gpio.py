@@ -11,7 +11,8 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from app.config import load
-from app.simulator import SPEED_OF_SOUND, Simulator
+from app.sensors.distance import SPEED_OF_SOUND
+from app.simulator import Simulator
 from app.sources import SensorFault, open_source
 
 
@@ -73,7 +74,7 @@ unit = "°C"
 decimals = 1
 """)
     simulator.attach(tmp36)
-    adc = simulator.adcs[(11, 8)]
+    adc = simulator.mocks[("adc", 11, 8)]
     adc.volts[2] = 0.75
     source = open_source(tmp36, factory)
     try:
@@ -98,7 +99,7 @@ valid_min = -40
 valid_max = 125
 """)
     simulator.attach(tmp36)
-    adc = simulator.adcs[(11, 8)]
+    adc = simulator.mocks[("adc", 11, 8)]
     source = open_source(tmp36, factory)
     try:
         adc.volts[0] = 0.0  # its ground wire came loose: -50 °C
@@ -121,7 +122,7 @@ def test_two_channels_of_one_adc_share_the_bus(tmp_path, pins):
     a, b = load(str(path), environ={}).channels
     simulator.attach(a)
     simulator.attach(b)
-    simulator.adcs[(11, 8)].volts[:2] = [1.0, 2.0]
+    simulator.mocks[("adc", 11, 8)].volts[:2] = [1.0, 2.0]
     sa, sb = open_source(a, factory), open_source(b, factory)
     try:
         assert (sa.read(), sb.read()) == (pytest.approx(1.0, abs=0.005), pytest.approx(2.0, abs=0.005))
@@ -136,7 +137,7 @@ def test_an_adc_that_gives_nonsense_is_a_fault(tmp_path, pins):
     simulator.attach(c)
     source = open_source(c, factory)
     try:
-        simulator.adcs[(11, 8)].volts[0] = math.nan  # a chip that answers garbage raises in the read
+        simulator.mocks[("adc", 11, 8)].volts[0] = math.nan  # a chip that answers garbage raises in the read
         with pytest.raises(Exception):
             source.read()
     finally:

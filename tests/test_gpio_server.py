@@ -32,8 +32,8 @@ rate_hz = 20
 def test_a_sensor_that_raises_faults_its_channel_only_and_recovers(tmp_path):
     with InProcessServer(ADC_AND_RANDOM, tmp_path) as server:
         pins = server.livedash.pins
-        wait_until(lambda: pins.simulator and pins.simulator.adcs, what="the sampler to open its sensor")
-        adc = pins.simulator.adcs[(11, 8)]
+        wait_until(lambda: pins.simulator and pins.simulator.mocks, what="the sampler to open its sensor")
+        adc = pins.simulator.mocks[("adc", 11, 8)]
         adc.volts[0] = 0.75
         with Recorder(server.url) as client:
             wait_until(lambda: len(client.samples("temp")) >= 3, what="adc samples")

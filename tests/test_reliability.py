@@ -189,7 +189,7 @@ def test_a_full_disk_is_reported_not_fatal(tmp_path, tiny_disk):
     server.state_dir = tiny_disk / "state"
     server.args = tuple(str(server.state_dir) if a == str(tmp_path / "state") else a for a in server.args)
     with server:
-        (tiny_disk / "filler").write_bytes(b"\0" * (64 * 1024 - 8192))  # leave room for the secret key only
+        (tiny_disk / "filler").write_bytes(b"\0" * (64 * 1024 - 8192))  # leave almost nothing
         time.sleep(2.5)  # saves every second: they fail
         assert get_json(server.url + "/healthz")["status"] == "ok"
         with Recorder(server.url) as client:
