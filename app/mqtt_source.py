@@ -22,6 +22,7 @@ from typing import Any, Callable
 from .config import ChannelConfig
 from .sources import SensorFault, steps_for
 
+DAY_MS = 86_400_000.0  # a "t" further than this from our clock is not a time we can chart
 Post = Callable[[str, float, float | None, str | None], None]
 
 
@@ -54,29 +55,34 @@ class Feed:
         if not self.online:
             return  # the publisher said offline; its fault stands until it is back
         try:
-            value = self._number(payload)
+            value, t = self._number(payload)
             for step in self._steps:
                 value = step(value)
         except SensorFault as e:
             self.refused += 1
             self._fault(f"bad payload on {self.topic}: {e}")
             return
-        self._post(self.channel.name, time.time() * 1000, value, None)
+        self._post(self.channel.name, t, value, None)
 
-    def _number(self, payload: bytes) -> Any:
+    def _number(self, payload: bytes) -> tuple[Any, float]:
+        """The number in *payload*, and when it was read: another livedash says so in its ``t``
+        (so a burst after a reconnect is charted when it was measured); else now."""
+        now = time.time() * 1000
         try:
             text = payload.decode("utf-8").strip()
         except UnicodeDecodeError:
             raise SensorFault("not UTF-8 text") from None
         if not self.json_key:
             try:
-                return float(text)
+                return float(text), now
             except ValueError:
                 raise SensorFault(f"expected a number, got {text[:40]!r}") from None
         try:
             value = json.loads(text)
         except ValueError:
             raise SensorFault(f"expected JSON with {self.json_key!r}, got {text[:40]!r}") from None
+        t = value.get("t") if isinstance(value, dict) else None
+        t = float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) and abs(t - now) < DAY_MS else now
         for key in self.json_key.split("."):
             if not isinstance(value, dict) or key not in value:
                 raise SensorFault(f"no {self.json_key!r} in {text[:40]!r}")
@@ -84,7 +90,7 @@ class Feed:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise SensorFault(f"{self.json_key!r} is not a number: {str(value)[:40]!r}")
         try:
-            return float(value)
+            return float(value), t
         except ValueError:
             raise SensorFault(f"{self.json_key!r} is not a number: {value[:40]!r}") from None
 

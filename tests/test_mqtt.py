@@ -6,6 +6,7 @@ counts: each step waits for its condition with a deadline.
 """
 
 import json
+import shutil
 import signal
 import urllib.request
 
@@ -14,7 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import ConfigError, load
 from tests.support.broker import Broker, Watcher, retained
-from tests.support.server import Recorder, ServerProcess, wait_until
+from tests.support.server import REPO, Recorder, ServerProcess, wait_until
+
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 USERS = {"pi": "pi-secret", "central": "central-secret", "viewer": "viewer-secret"}
 
@@ -276,3 +280,72 @@ def test_config_refuses_what_cannot_work(tmp_path):
     assert "mqtt.retain: unknown key" in check('[mqtt]\nretain = true\n')
     (tmp_path / "plain.toml").write_text("[server]\n")
     assert load(str(tmp_path / "plain.toml"), environ={}).mqtt.enabled is False  # off by default
+
+
+def central_channel(pi, channel, label, unit):
+    return f"""
+[[channels]]
+name = "{pi}-{channel}"
+label = "{label}"
+source = "mqtt"
+topic = "livedash/{pi}/{channel}"
+json_key = "value"
+availability_topic = "livedash/{pi}/availability"
+status_topic = "livedash/{pi}/{channel}/status"
+unit = "{unit}"
+decimals = 1
+rate_hz = 5
+"""
+
+
+def test_a_central_page_shows_two_pis_live_and_one_killed_as_its_fault(broker, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    pis = {}
+    for pi, channel in (("pi-a", DISTANCE), ("pi-b", HUMIDITY.replace("rate_hz = 5", "rate_hz = 5\nmin = 40\nmax = 60"))):
+        (tmp_path / pi).mkdir()
+        pis[pi] = ServerProcess(tmp_path / pi, mqtt_table(broker, tmp_path, prefix=f"livedash/{pi}") + channel)
+    (tmp_path / "central").mkdir()
+    central = ServerProcess(tmp_path / "central", mqtt_table(broker, tmp_path, user="central", prefix="livedash/central")
+                            + central_channel("pi-a", "distance", "pi-a · Distance", "cm")
+                            + central_channel("pi-b", "humidity", "pi-b · Humidity", "%"))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--disable-quic", "--no-sandbox"])
+        try:
+            for server in (*pis.values(), central):
+                server.start()
+            page = browser.new_page(viewport={"width": 1280, "height": 600})
+            page.goto(central.url + "/")
+
+            def seqs_on_page(name):
+                return page.evaluate(f"(window.livedash.channels.get('{name}') || {{samples: []}}).samples.length")
+
+            def card(name):
+                return page.locator(f"[data-channel={name}]")
+
+            wait_until(lambda: seqs_on_page("pi-a-distance") >= 10 and seqs_on_page("pi-b-humidity") >= 10,
+                       timeout=20, what="both Pis' samples on the central page")
+            assert page.locator("#links").inner_text() == "mqtt: connected"
+            assert card("pi-a-distance").locator(".unit").inner_text() == "cm"
+            wait_until(lambda: seqs_on_page("pi-a-distance") >= 25, what="a chart's worth")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "central-two-pis.png"))  # the README's picture (docs/)
+
+            pis["pi-a"].stop(signal.SIGKILL)  # no goodbye: the broker sends its last will
+            wait_until(lambda: card("pi-a-distance").get_attribute("data-status") == "fault", what="pi-a's fault")
+            assert "publisher offline (livedash/pi-a/availability)" in card("pi-a-distance").locator(".fault-reason").inner_text()
+            n = seqs_on_page("pi-b-humidity")
+            wait_until(lambda: seqs_on_page("pi-b-humidity") >= n + 5, what="pi-b still live")
+            assert card("pi-b-humidity").get_attribute("data-status") == "ok"
+            page.screenshot(path=str(ARTIFACTS / "central-one-pi-down.png"))
+
+            broker.stop()  # and the central's own broker gone: said in the header and on each card
+            wait_until(lambda: page.locator("#links").inner_text().startswith("mqtt: disconnected"),
+                       what="the header")
+            wait_until(lambda: "mqtt: disconnected" in card("pi-b-humidity").locator(".fault-reason").inner_text(),
+                       what="pi-b's card")
+            assert central.health()["mqtt"]["summary"].startswith("mqtt: disconnected")
+        finally:
+            for server in (*pis.values(), central):
+                server.stop()
+            browser.close()
