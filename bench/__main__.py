@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .loadgen import Fleet, LagProbe, StalledClient, Tally, tcp_queues
+from .mqtt import line as mqtt_line, mqtt_cost
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -138,15 +139,15 @@ def _kill_all() -> None:
 class Server:
     """livedash (in an async mode) or the baseline, as a process on a free loopback port."""
 
-    def __init__(self, kind: str, rate_hz: float, workdir: Path, label: str):
+    def __init__(self, kind: str, rate_hz: float, workdir: Path, label: str, config: str | None = None):
         self.kind, self.port = kind, free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         if kind == "baseline":
             cmd = [SERVER_PYTHON, str(REPO / "bench" / "baseline_server.py"), "--port", str(self.port),
                    "--rate", str(rate_hz)]
         else:
-            config = workdir / "livedash.toml"
-            config.write_text(f"""[server]
+            path = workdir / "livedash.toml"
+            path.write_text(config or f"""[server]
 max_clients = 10000
 max_clients_per_address = 10000
 
@@ -155,7 +156,7 @@ name = "random"
 source = "random"
 rate_hz = {rate_hz}
 """)
-            cmd = [SERVER_PYTHON, "-m", "app", "--config", str(config), "--host", "127.0.0.1",
+            cmd = [SERVER_PYTHON, "-m", "app", "--config", str(path), "--host", "127.0.0.1",
                    "--port", str(self.port), "--async-mode", kind, "--state-dir", str(workdir / "state"),
                    "--log-level", "warning"]
         self.log = workdir / f"{label}.log"
@@ -697,6 +698,8 @@ def main() -> int:
     parser.add_argument("--quiet-pct", type=float, default=20.0,
                         help="quiet: the machine busy at most this %% of one core (default 20)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/results alone")
+    parser.add_argument("--mqtt", action="store_true",
+                        help="only the CPU cost of publishing four channels at 50 Hz to MQTT (also in the full run)")
     args = parser.parse_args()
     args.window = args.window or (3.0 if args.quick else 10.0)
     args.stall_window = args.stall_window or (args.window if args.quick else 20.0)
@@ -720,11 +723,14 @@ def main() -> int:
         scenarios = [s for s in scenarios if args.only in s.name]
     if args.profile_only:
         scenarios, args.profile, args.no_write = [], True, True
+    if args.mqtt:
+        scenarios, args.no_write = [], True
     servers = ["baseline"] + modes
     results: list[Result] = []
     starts: dict[str, list[float]] = {k: [] for k in servers}
     idles: list[dict] = []
     prof = None
+    mqtt = None
     began = time.monotonic()
     print(f"bench: {len(scenarios)} scenarios x {len(servers)} servers, warm-up {args.warmup:g} s, window "
           f"{args.window:g} s, client {args.client}", flush=True)
@@ -749,6 +755,12 @@ def main() -> int:
                           f"p99 {r.p99_ms:7.1f}  max {r.max_ms:7.1f} ms  CPU {r.cpu_pct:4.0f}%  RSS {r.peak_rss_mb:4.0f} MB  "
                           f"gen {r.gen_cpu_pct:3.0f}% (delay p99 {r.gen_handling_p99_ms:5.1f} ms)  machine {r.machine_busy_pct:3.0f}%")
                           + f"  [{time.monotonic() - run_began:.0f} s]", flush=True)
+            if not args.profile_only and (args.mqtt or not args.only):
+                wait_quiet(args.quiet_pct, args.quiet_wait)
+                mqtt = mqtt_cost(Server, free_port, TICK, work / "mqtt", 3.0 if args.quick else 10.0)
+                print("  " + mqtt_line(mqtt), flush=True)
+                if args.mqtt:
+                    return 0
             for kind in servers if not args.profile_only else []:
                 try:
                     e = idle(kind, work, 3.0 if args.quick else 10.0, f"idle-{kind}", args)
@@ -781,6 +793,8 @@ def main() -> int:
     checks = check_targets(results, idles, starts, modes)
     text = table(results)
     extra = notes(results, idles, starts)
+    if mqtt:
+        extra += "\n- " + mqtt_line(mqtt)
     m = machine()
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     took = time.monotonic() - began
@@ -793,7 +807,7 @@ def main() -> int:
         {"date": stamp, "machine": m, "versions": v, "quick": args.quick, "client": args.client,
          "warmup_s": args.warmup, "window_s": args.window, "took_s": round(took, 1),
          "results": [asdict(r) for r in results], "idle": idles, "start_s": starts, "targets": checks,
-         "profile": prof}, indent=1))
+         "profile": prof, "mqtt": mqtt}, indent=1))
     server_v = ", ".join(f"{k} {val}" for k, val in v.get("server", {}).items())
     md = [f"# livedash fan-out benchmark{' (--quick)' if args.quick else ''}", "",
           f"- date: {stamp}; took {took / 60:.1f} min",
