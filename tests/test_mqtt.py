@@ -226,9 +226,10 @@ rate_hz = 2
 """
 
 
-def test_bad_payloads_are_a_fault_of_that_channel_only(broker, tmp_path):
+@pytest.mark.parametrize("mode", ["eventlet", "threading"])
+def test_bad_payloads_are_a_fault_of_that_channel_only(broker, tmp_path, mode):
     config = mqtt_table(broker, tmp_path, user="central", prefix="livedash/central") + CENTRAL_BAD_PAYLOADS
-    with ServerProcess(tmp_path, config) as server, Watcher(broker, "pi") as device, \
+    with ServerProcess(tmp_path, config, args=("--async-mode", mode)) as server, Watcher(broker, "pi") as device, \
             Recorder(server.url) as page:
         wait_until(lambda: server.health()["mqtt"]["state"] == "connected", what="connected")
 

@@ -81,15 +81,18 @@ def can_run(arch: str) -> None:
         raise RuntimeError(f"this machine cannot run {arch} binaries: {check.stdout.strip()} {check.stderr.strip()}")
 
 
-def root_tarball(suite: str = "bookworm", arch: str = "amd64") -> Path:
-    """The guest's root file system as a tarball, built once per suite, architecture and package list."""
-    key = hashlib.sha256(" ".join(PACKAGES).encode()).hexdigest()[:12]
+def root_tarball(suite: str = "bookworm", arch: str = "amd64", extra: tuple[str, ...] = ()) -> Path:
+    """The guest's root file system as a tarball, built once per suite, architecture and package list.
+
+    *extra*: packages an optional role installs (mosquitto), for the tests of that role only."""
+    packages = PACKAGES + list(extra)
+    key = hashlib.sha256(" ".join(packages).encode()).hexdigest()[:12]
     tarball = CACHE / f"{suite}-{arch}-{key}.tar"
     can_run(arch)
     if not tarball.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         partial = tarball.with_suffix(f".partial-{os.getpid()}.tar")
-        run(["mmdebstrap", "--variant=apt", f"--arch={arch}", f"--include={','.join(PACKAGES)}", suite,
+        run(["mmdebstrap", "--variant=apt", f"--arch={arch}", f"--include={','.join(packages)}", suite,
              str(partial), *mirrors(suite)], capture_output=True)
         partial.rename(tarball)
     return tarball
@@ -119,9 +122,9 @@ class Guest:
     """A booted Debian guest and a LAN viewer namespace; use as a context manager."""
 
     def __init__(self, workdir: Path, name: str = "livedash-test", subnet: int | None = None,
-                 suite: str = "bookworm", arch: str = "amd64"):
+                 suite: str = "bookworm", arch: str = "amd64", extra_packages: tuple[str, ...] = ()):
         self.workdir = workdir
-        self.suite, self.arch = suite, arch
+        self.suite, self.arch, self.extra_packages = suite, arch, extra_packages
         self.root = workdir / "root"
         self.name = name
         number = next(_guests)  # several guests may run in one test process
@@ -137,7 +140,7 @@ class Guest:
 
     def prepare(self, requirements: Path) -> "Guest":
         self.root.mkdir(parents=True)
-        run(["tar", "-xf", str(root_tarball(self.suite, self.arch)), "-C", str(self.root)])
+        run(["tar", "-xf", str(root_tarball(self.suite, self.arch, self.extra_packages)), "-C", str(self.root)])
         wheels = self.root / WHEELS_IN_GUEST.lstrip("/")
         shutil.copytree(wheelhouse(requirements, self.suite, self.arch), wheels)
         # pip in the guest trusts what this machine trusts (a test-harness step, not the playbook's).
