@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import ConfigError, load
-from tests.support.broker import Broker, Watcher, retained
+from tests.support.broker import Broker, Watcher, certificates, retained
 from tests.support.server import REPO, Recorder, ServerProcess, wait_until
 
 ARTIFACTS = REPO / "test-artifacts"
@@ -200,6 +200,22 @@ rate_hz = 20
             assert m[("livedash_mqtt_connects_total", ())] == 2
         finally:
             broker.stop()
+
+
+def test_tls_with_the_brokers_ca_and_a_clear_reason_with_another(tmp_path):
+    pem = certificates(tmp_path)
+    with Broker(tmp_path, USERS, tls=pem) as broker:
+        for ca, ok in (("ca", True), ("other-ca", False)):
+            workdir = tmp_path / ca
+            workdir.mkdir()
+            config = mqtt_table(broker, workdir, extra=f'tls = true\nca_file = "{pem[ca]}"') + DISTANCE
+            with ServerProcess(workdir, config) as server:
+                if ok:
+                    wait_until(lambda: server.health()["mqtt"]["published"] >= 3, what="published over TLS")
+                else:
+                    wait_until(lambda: "certificate verify failed" in (server.health()["mqtt"]["reason"] or ""),
+                               what="the certificate refused, and why")
+                    assert server.health()["channels"]["distance"]["status"] == "ok"
 
 
 CENTRAL_BAD_PAYLOADS = """

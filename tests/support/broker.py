@@ -22,8 +22,26 @@ from tests.support.server import free_port, wait_until
 MOSQUITTO = "/usr/sbin/mosquitto"
 
 
+def certificates(workdir: Path) -> dict[str, Path]:
+    """A CA of the test's own and a certificate it signed for 127.0.0.1 (openssl), and a CA that signed nothing."""
+    paths = {name: workdir / f"{name}.pem" for name in ("ca", "ca-key", "server", "server-key", "other-ca", "other-key")}
+    for ca, key in (("ca", "ca-key"), ("other-ca", "other-key")):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                        f"/CN=livedash test {ca}", "-keyout", str(paths[key]), "-out", str(paths[ca])],
+                       check=True, capture_output=True)
+    csr = workdir / "server.csr"
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(paths["server-key"]), "-out", str(csr)], check=True, capture_output=True)
+    extensions = workdir / "san.ext"
+    extensions.write_text("subjectAltName=IP:127.0.0.1\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(paths["ca"]), "-CAkey", str(paths["ca-key"]),
+                    "-CAcreateserial", "-days", "2", "-extfile", str(extensions), "-out", str(paths["server"])],
+                   check=True, capture_output=True)
+    return paths
+
+
 class Broker:
-    def __init__(self, workdir: Path, users: dict[str, str]):
+    def __init__(self, workdir: Path, users: dict[str, str], tls: dict[str, Path] | None = None):
         self.workdir = workdir
         self.port = free_port()
         self.users = users
@@ -34,7 +52,8 @@ class Broker:
         self.config = workdir / "mosquitto.conf"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous false\n"
+            + (f"certfile {tls['server']}\nkeyfile {tls['server-key']}\n" if tls else "")
+            + "allow_anonymous false\n"
             f"password_file {passwords}\n"
             "persistence false\n"
             # Run as root it would switch to the mosquitto user, who cannot read the test's files.
