@@ -137,9 +137,12 @@ class MqttLink:
         self._client.loop_start()
 
     def stop(self) -> None:
-        """Send what is queued, say offline (a clean stop is not a death: the will is not sent), disconnect."""
-        self._queue.put(None)
-        if self._sender.is_alive():
+        """Send what is queued, say offline (a clean stop is not a death: the will is not sent), disconnect.
+
+        With the broker away nothing is waited for: what is queued is given up.
+        """
+        if self._connected.is_set() and self._sender.is_alive():
+            self._put(None)  # after everything queued, and never blocking on a full queue
             self._sender.join(STOP_FLUSH_S)
         self._stopping.set()
         if self._connected.is_set():

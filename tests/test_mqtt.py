@@ -198,8 +198,11 @@ rate_hz = 20
             m = metrics(server)
             assert m[("livedash_mqtt_dropped_total", ())] >= health["mqtt"]["dropped"]
             assert m[("livedash_mqtt_connects_total", ())] == 2
+            broker.stop()  # gone again, for good: a stop with a full queue must not wait for it
+            wait_until(lambda: server.health()["mqtt"]["dropped"] > health["mqtt"]["dropped"], what="full again")
         finally:
             broker.stop()
+        assert server.stop() == 0
 
 
 def test_tls_with_the_brokers_ca_and_a_clear_reason_with_another(tmp_path):
