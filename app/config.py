@@ -6,7 +6,8 @@ so that a mistake stops the service with one line naming the file, the key and w
 was expected, instead of a traceback an hour later when a sensor is first read.
 
 Each setting is one line below: ``setting(default, check, help)`` (app/schema.py), with
-``env=True`` for a ``LIVEDASH_<KEY>`` variable and ``flag=True`` for a ``--<key>`` flag.
+``env=True`` for a ``LIVEDASH_<KEY>`` variable and ``flag=True`` for a ``--<key>`` flag
+(or ``env="LIVEDASH_MQTT_HOST"``, ``flag="--mqtt-host"`` where a key is in two tables).
 The checks, the variables, the flags and the README's tables are all derived from it.
 
 - A server-level setting: a line in ServerConfig (or GpioConfig).
@@ -155,10 +156,24 @@ class Config:
 # Derived from the declaration: the tables, and every setting by its dotted name.
 TABLES = {f.name: f.metadata["table"] for f in fields(Config) if "table" in f.metadata}
 SETTINGS = {f"{name}.{f.name}": f for name, cls in TABLES.items() for f in settings(cls)}
+
+
+def _named(kind: str, default) -> dict[str, str]:
+    """Each setting's environment variable or flag (*kind*), by name; two of one name are a mistake here."""
+    named: dict[str, str] = {}
+    for dotted, f in SETTINGS.items():
+        if f.metadata[kind]:
+            name = f.metadata[kind] if isinstance(f.metadata[kind], str) else default(f.name)
+            if name in named:
+                raise ValueError(f"{name} is declared for both {named[name]} and {dotted}: name one of them")
+            named[name] = dotted
+    return named
+
+
 # LIVEDASH_* environment variables and the key each sets; anything else is a typo.
-ENVIRONMENT = {f"LIVEDASH_{f.name.upper()}": dotted for dotted, f in SETTINGS.items() if f.metadata["env"]}
+ENVIRONMENT = _named("env", lambda key: f"LIVEDASH_{key.upper()}")
 # Command-line flags and the key each sets.
-FLAGS = {f"--{f.name.replace('_', '-')}": dotted for dotted, f in SETTINGS.items() if f.metadata["flag"]}
+FLAGS = _named("flag", lambda key: f"--{key.replace('_', '-')}")
 
 
 def load(path: str | None = None, environ: dict[str, str] | None = None,
@@ -180,7 +195,8 @@ def load(path: str | None = None, environ: dict[str, str] | None = None,
         config = _override(config, ENVIRONMENT[name], value, f"environment variable {name}")
     for dotted, value in (overrides or {}).items():
         if value is not None:
-            config = _override(config, dotted, value, f"command line --{dotted.split('.')[1].replace('_', '-')}")
+            flag = next((f for f, d in FLAGS.items() if d == dotted), dotted)
+            config = _override(config, dotted, value, f"command line {flag}")
     return config
 
 

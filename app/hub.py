@@ -96,13 +96,15 @@ class Hub:
 
     def __init__(self, channels: Iterable[ChannelConfig], history: int,
                  emit: Callable[..., None], enter_room: Callable[[str, str], None],
-                 leave_room: Callable[[str, str], None], frame_hz: float = 50.0):
+                 leave_room: Callable[[str, str], None], frame_hz: float = 50.0,
+                 clock: Callable[[], float] = time.monotonic):
         self.channels = {c.name: Channel(c, history) for c in channels}
+        self._clock = clock  # monotonic seconds; tests give a fake one and count frames exactly
         self.frame_s = 1.0 / frame_hz
         self.clients: dict[str, Client] = {}
         self._emit, self._enter_room, self._leave_room = emit, enter_room, leave_room
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
-        self.pumped_at = time.monotonic()  # when the pump last took from the inbox
+        self.pumped_at = self._clock()  # when the pump last took from the inbox
         self.links: dict[str, Link] = {}
         # Told in the pump of each numbered sample, ``sample(channel, sample)``, and each status
         # change, ``status(channel)`` (the MQTT publisher, the metrics): they must never block.
@@ -129,9 +131,9 @@ class Hub:
     def pump(self, wait_for: Callable[[Callable[[], Any]], Any]) -> None:
         """Take posts until the inbox is closed. *wait_for* runs a blocking get without stalling the loop."""
         while True:
-            timeout = self._next_frame_in(time.monotonic())
+            timeout = self._next_frame_in(self._clock())
             item = wait_for(lambda: self._get(timeout))
-            self.pumped_at = time.monotonic()
+            self.pumped_at = self._clock()
             while item is not None:
                 if isinstance(item, Link):
                     self._set_link(item)
@@ -144,7 +146,7 @@ class Hub:
             else:
                 self._send_frames(float("inf"))  # closing: what was read is sent and kept
                 return
-            self._send_frames(time.monotonic())
+            self._send_frames(self._clock())
 
     def _get(self, timeout: float | None) -> Any:
         try:
@@ -163,7 +165,7 @@ class Hub:
         t = channel.last_t = max(t, channel.last_t)  # a clock stepped back must not reorder the chart
         sample = Sample(channel.seq, t, value)
         channel.pending.append(sample)
-        channel.last_at = time.monotonic()
+        channel.last_at = self._clock()
         for observer in self.observers:
             observer.sample(channel, sample)
         if channel.config.rate_hz * self.frame_s <= 1.0:  # not faster than frames: no reason to wait
@@ -195,7 +197,7 @@ class Hub:
         if (channel.status, channel.reason) == (status, reason):
             return
         if channel.pending:  # the samples read before the change go out before it
-            self._send_frame(channel, time.monotonic())
+            self._send_frame(channel, self._clock())
         if status == "fault":
             log.warning("channel %s: fault: %s", channel.name, reason, extra={"CHANNEL": channel.name})
         elif channel.status == "fault":

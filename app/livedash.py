@@ -56,6 +56,7 @@ class Livedash:
         self.history_path = config.resolved_state_dir() / "history.json"
         self.started_at: float | None = None  # monotonic
         self.saved_at = 0.0
+        self._pump = None  # the hub's pump task, once started
 
     def _opener(self, channel):
         return lambda: open_source(channel, self.pins.factory_for(channel))
@@ -68,7 +69,7 @@ class Livedash:
         lagging_s = None if saved.get("clean", True) else max(0.0, time.time() - saved.get("saved_at", 0.0))
         self.hub.restore(saved.get("channels", {}), lagging_s)
         self.started_at = self.saved_at = time.monotonic()
-        self.runtime.spawn(self.hub.pump, self.runtime.wait_for)
+        self._pump = self.runtime.spawn(self.hub.pump, self.runtime.wait_for)
         for sampler in self.samplers:
             sampler.start()
         if self.mqtt is not None:
@@ -121,13 +122,20 @@ class Livedash:
             self.save_history()
 
     def problems(self, now: float) -> list[str]:
-        """What is stuck, as opposed to faulty: anything here means systemd should restart us."""
-        found = [f"sampler {s.channel.name} is stuck" for s in self.samplers if s.stuck(now)]
+        """What is stuck or dead, as opposed to faulty: anything here means systemd should restart us.
+
+        Every thread that should be alive is looked at: a sampler, the hub's pump, the web
+        server, the simulator. One that has ended is as stuck as one that hangs."""
+        found = [problem for s in self.samplers if (problem := s.problem(now))]
         waiting = self.hub.backlog()
-        if waiting and now - self.hub.pumped_at > PUMP_STUCK_S:
+        if self._pump is not None and not self.runtime.alive(self._pump):
+            found.append("hub has stopped")
+        elif waiting and now - self.hub.pumped_at > PUMP_STUCK_S:
             found.append(f"hub is stuck with {waiting} samples waiting")
         if not self.runtime.serving():
             found.append("web server has stopped")
+        if self.pins.simulator is not None and not self.pins.simulator.alive():
+            found.append("simulator has stopped")
         return found
 
     def status_line(self) -> str:

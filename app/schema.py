@@ -4,8 +4,11 @@ A setting is a dataclass field made by ``setting(default, check, help)``; ``buil
 TOML table into that dataclass, checking every key, and every mistake is a ConfigError
 naming the file, the key, what was expected and what was given. The checks also describe
 themselves, so documentation and command-line choices come from the same declaration.
-A dozen lines of checks do not pay for a schema library here: msgspec would bring a C
-extension (and its armv7 wheel question) for messages we would rewrite anyway.
+
+Why not msgspec: 0.23.0 has an aarch64 wheel but none for armv7l, so on 32-bit Raspberry
+Pi OS it would be compiled on the Pi; and its messages name neither the file nor what was
+expected in our words, so the checks would be ours anyway. Dataclasses are in the standard
+library and cost nothing to import.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ class ConfigError(Exception):
         self.where, self.key, self.problem = where, key, problem
 
 
-def setting(default: Any, check: Check, help: str, *, env: bool = False, flag: bool = False,
+def setting(default: Any, check: Check, help: str, *, env: bool | str = False, flag: bool | str = False,
             shown: str | None = None) -> Any:
-    """A field of a config table. *env*: also ``LIVEDASH_<KEY>``; *flag*: also ``--<key>``;
+    """A field of a config table. *env*: also ``LIVEDASH_<KEY>`` (or the name given); *flag*:
+    also ``--<key>`` (or the flag given): name them where two tables share a key (``host``);
     *shown*: the default as the README says it, when the value alone would mislead ("the name")."""
     meta = {"check": check, "help": help, "env": env, "flag": flag, "shown": shown}
     if isinstance(default, (dict, list)):

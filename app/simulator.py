@@ -86,6 +86,10 @@ class Simulator:
             for drift, apply in list(self._drivers):
                 apply(drift.at(now))
 
+    def alive(self) -> bool:
+        """False when its thread has ended without being stopped (the pins no longer move)."""
+        return self._thread is None or self._thread.is_alive() or self._stop.is_set()
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:

@@ -65,8 +65,15 @@ def test_the_broker_refuses_anonymous_clients_on_the_lan(hub):
     assert refused.returncode != 0 and "not authori" in (refused.stdout + refused.stderr).lower(), refused
 
 
+def journal(guest):
+    return guest.run(["journalctl", "--no-pager", "-n", "60", "-u", "livedash", "-u", "mosquitto"], check=False).stdout
+
+
 def test_the_pi_publishes_to_its_own_broker_and_home_assistant_finds_it(hub):
-    wait_until(lambda: health(hub).get("mqtt", {}).get("state") == "connected", timeout=60, what="connected")
+    try:
+        wait_until(lambda: health(hub).get("mqtt", {}).get("state") == "connected", timeout=60, what="connected")
+    except TimeoutError:
+        raise AssertionError(f"{health(hub).get('mqtt')}\n{journal(hub)}") from None
     sample = lan(hub, "mosquitto_sub", "-h", hub.address, "-u", "homeassistant", "-P", "ha-pw",
                  "-t", "livedash/hub/random", "-C", "2", "-W", "20")
     assert sample.returncode == 0, sample
