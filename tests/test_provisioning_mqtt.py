@@ -23,7 +23,7 @@ VARIABLES = {
     "livedash_kiosk": "false",
     "livedash_mosquitto": "true",
     "mosquitto_users": USERS,
-    "livedash_mqtt": {"host": "localhost", "username": "hub", "password": "hub-pw"},
+    "livedash_mqtt": {"host": "127.0.0.1", "username": "hub", "password": "hub-pw"},
     "livedash_remote_channels": [{"from": "garage", "channel": "distance", "label": "Garage door", "unit": "cm",
                                   "rate_hz": 1}],
     "livedash_pip_environment": {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": WHEELS_IN_GUEST},
