@@ -161,3 +161,10 @@ def test_environment_variables_and_flags_come_from_the_declaration(tmp_path):
         ("8081", "mock", None)
     config = load(write(tmp_path, ""), environ={"LIVEDASH_SIMULATE": "false", "LIVEDASH_HISTORY": "50"})
     assert config.gpio.simulate is False and config.server.history == 50
+
+
+def test_two_settings_of_one_environment_name_are_refused_when_declared():
+    from app.config import _named
+
+    with pytest.raises(ValueError, match="LIVEDASH_HOST is declared for both server.host and"):
+        _named("env", lambda key: "LIVEDASH_HOST")

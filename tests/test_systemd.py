@@ -154,7 +154,8 @@ def pings(notify, after=0.0):
 
 def test_a_stuck_sampler_stops_the_watchdog_but_a_faulty_sensor_does_not(tmp_path, notify_env):
     notify = notify_env
-    with InProcessServer(RANDOM_AND_MISSING_GPIO, tmp_path) as server:
+    quick = RANDOM_AND_MISSING_GPIO.replace("rate_hz = 10\n", "rate_hz = 10\ntimeout_s = 0.25\n", 1)  # seen sooner
+    with InProcessServer(quick, tmp_path) as server:
         wait_until(lambda: server.livedash.hub.channels["light"].status == "fault", what="the missing sensor's fault")
         supervise(server, notify.path, ticks=10)
         wait_until(lambda: len(pings(notify)) == 10, what="a ping per tick: a sensor in fault is no reason to restart")
