@@ -11,7 +11,7 @@ Each setting is one line below: ``setting(default, check, help)`` (app/schema.py
 The checks, the variables, the flags and the README's tables are all derived from it.
 
 - A server-level setting: a line in ServerConfig (or GpioConfig).
-- A new table, say ``[mqtt]``: a frozen dataclass of settings, and one line in Config,
+- A new table, like ``[mqtt]``: a frozen dataclass of settings, and one line in Config,
   ``mqtt: MqttConfig = table(MqttConfig, "what it is for")``.
 - A per-channel key: a line in ChannelConfig; checks between keys go in ``_check_channel``.
 - A sensor kind and its own keys: a module in app/sensors/ (see its docstring).
@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from .levels import Limits
-from .schema import (Boolean, Choice, ConfigError, Number, Pair, Pattern, Text, Whole, build, default_of,
-                     only_keys, setting, settings)
+from .schema import (Boolean, Choice, ConfigError, Number, Pair, Pattern, Text, Topic, Whole, build,
+                     default_of, only_keys, setting, settings)
 from .sensors import KINDS
 
 __all__ = ["Config", "ConfigError", "load"]
@@ -80,6 +80,28 @@ class GpioConfig:
     pin_factory: str = setting("auto", PIN_FACTORIES, "`auto` is gpiozero's default on a Pi, `mock` elsewhere",
                                env=True, flag=True)
     simulate: bool = setting(True, Boolean(), "with mock pins, move them like a live sensor", env=True)
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str = setting("", Text(), "the MQTT broker; empty: no MQTT at all")
+    port: int = setting(1883, Whole(1, 65535), "the broker's port; 8883 is the usual one for TLS")
+    tls: bool = setting(False, Boolean(), "connect with TLS")
+    ca_file: str = setting("", Text(), "with `tls`: the CA that signed the broker's certificate; empty: the system's")
+    username: str = setting("", Text(), "empty: no login (brokers set up by the `mosquitto` role refuse that)")
+    password_file: str = setting("", Text(), "a file holding the password alone, readable by the service")
+    topic_prefix: str = setting("", Topic(), "topics go under it", shown="`livedash/<hostname>`")
+    qos: int = setting(0, Whole(0, 1), "0: at most once; 1: at least once, resent after a reconnect")
+    max_rate_hz: float = setting(10.0, Number(high=MAX_RATE_HZ, above=0.0),
+                                 "per channel: every sample up to this rate, then the latest at this rate")
+    discovery: bool = setting(True, Boolean(), "Home Assistant discovery entries for the published channels")
+    discovery_prefix: str = setting("homeassistant", Topic(), "where Home Assistant looks for them")
+    queue_size: int = setting(1000, Whole(10, 1_000_000), "messages kept while the broker is away; "
+                              "beyond it the oldest are dropped, and counted")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
 
 
 @dataclass(frozen=True)
@@ -134,6 +156,7 @@ DEFAULT_CHANNELS: tuple[dict[str, Any], ...] = (
 class Config:
     server: ServerConfig = table(ServerConfig, "the web server")
     gpio: GpioConfig = table(GpioConfig, "the pins")
+    mqtt: MqttConfig = table(MqttConfig, "the MQTT broker: publish, Home Assistant, mqtt channels")
     channels: tuple[ChannelConfig, ...] = ()
     path: str = ""  # the file it came from, for messages; empty when none was found
 
@@ -219,6 +242,7 @@ def _build(raw: dict[str, Any], where: str) -> Config:
         raise ConfigError(where, "channels", "expected at least one [[channels]] table")
     channels = tuple(_channel(t, where, f"channels[{i}]") for i, t in enumerate(channel_tables))
     _check_unique(channels, where)
+    _check_mqtt(tables["mqtt"], channels, where)
     return Config(**tables, channels=channels, path=where)
 
 
@@ -275,6 +299,20 @@ def _check_channel(c: ChannelConfig, where: str, key: str) -> None:
     problem = c.limits.problem()
     if problem:
         raise ConfigError(where, f"{key}.{problem[0]}", problem[1])
+
+
+def _check_mqtt(m: MqttConfig, channels: tuple[ChannelConfig, ...], where: str) -> None:
+    if m.password_file and not m.username:
+        raise ConfigError(where, "mqtt.password_file", "goes with a username")
+    if m.ca_file and not m.tls:
+        raise ConfigError(where, "mqtt.ca_file", "goes with tls = true")
+    for key in ("password_file", "ca_file"):
+        path = getattr(m, key)
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(where, f"mqtt.{key}", f"cannot read {path}")
+    for c in channels:
+        if KINDS[c.source].fed and not m.enabled:
+            raise ConfigError(where, f"channels[{c.name}].source", f"{c.source} needs a broker: set [mqtt] host")
 
 
 def _check_unique(channels: tuple[ChannelConfig, ...], where: str) -> None:

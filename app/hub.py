@@ -105,6 +105,17 @@ def room(channel: str) -> str:
 QUIET = object()  # the inbox had nothing for a while: time to send frames that are due
 
 
+@dataclass(frozen=True)
+class Link:
+    """The state of a connection beyond the pages (the MQTT broker's), shown in their header."""
+    name: str
+    state: str  # connecting, connected or disconnected
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "state": self.state, "reason": self.reason}
+
+
 class Hub:
     """Keeps the channels and fans their samples and status out to the clients."""
 
@@ -119,12 +130,20 @@ class Hub:
         self._emit, self._enter_room, self._leave_room = emit, enter_room, leave_room
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.pumped_at = self._clock()  # when the pump last took from the inbox
+        self.links: dict[str, Link] = {}
+        # Told in the pump of each numbered sample, ``sample(channel, sample)``, and each status
+        # change, ``status(channel)`` (the MQTT publisher, the metrics): they must never block.
+        self.observers: list[Any] = []
 
     # From any thread.
 
     def post(self, name: str, t: float, value: float | None, fault: str | None) -> None:
         """Thread-safe: what a sampler read (or why it could not)."""
         self._inbox.put((name, t, value, fault))
+
+    def post_link(self, link: Link) -> None:
+        """Thread-safe: a link's new state, for the pages."""
+        self._inbox.put(link)
 
     def close_inbox(self) -> None:
         self._inbox.put(None)
@@ -141,7 +160,9 @@ class Hub:
             item = wait_for(lambda: self._get(timeout))
             self.pumped_at = self._clock()
             while item is not None:
-                if item is not QUIET:
+                if isinstance(item, Link):
+                    self._set_link(item)
+                elif item is not QUIET:
                     self._take(*item)
                 try:
                     item = self._inbox.get_nowait()
@@ -167,8 +188,11 @@ class Hub:
             self._set_status(channel, "ok", None)
         channel.seq += 1
         t = channel.last_t = max(t, channel.last_t)  # a clock stepped back must not reorder the chart
-        channel.pending.append(Sample(channel.seq, t, value))
+        sample = Sample(channel.seq, t, value)
+        channel.pending.append(sample)
         channel.last_at = self._clock()
+        for observer in self.observers:
+            observer.sample(channel, sample)
         if channel.config.rate_hz * self.frame_s <= 1.0:  # not faster than frames: no reason to wait
             self._send_frame(channel, channel.last_at)
 
@@ -219,6 +243,13 @@ class Hub:
             log.info("channel %s: recovered", channel.name, extra={"CHANNEL": channel.name})
         channel.status, channel.reason = status, reason
         self._emit("status", {"channel": channel.name, "status": status, "reason": reason})
+        for observer in self.observers:
+            observer.status(channel)
+
+    def _set_link(self, link: Link) -> None:
+        if self.links.get(link.name) != link:
+            self.links[link.name] = link
+            self._emit("link", link.as_dict())
 
     # Clients.
 
@@ -227,6 +258,8 @@ class Hub:
         self.clients[sid] = Client(address, window=window)
         log.info("client %s connected (%d now)", address, len(self.clients), extra={"CLIENTS": len(self.clients)})
         self._emit("channels", self.describe(), to=sid)
+        for link in self.links.values():
+            self._emit("link", link.as_dict(), to=sid)
         self.subscribe(sid, self.channels if wanted is None else wanted)
 
     def disconnect(self, sid: str) -> None:

@@ -12,9 +12,11 @@ from flask_socketio import SocketIO
 from .config import Config
 from .fanout import Fanout
 from .hub import Hub
+from .metrics import Counts, registry_for
 from .pins import Pins
 from .runtime import runtime_for
 from .sampler import Sampler
+from .sensors import KINDS
 from .sources import open_source
 from .state import load_history, save_history
 
@@ -51,10 +53,20 @@ class Livedash:
                        enter_room=lambda sid, room: server.enter_room(sid, room),
                        leave_room=lambda sid, room: server.leave_room(sid, room),
                        frame_hz=config.server.max_frame_hz)
+        self.counts = Counts()
+        self.hub.observers.append(self.counts)
+        self.mqtt = None  # the broker link, with [mqtt] host set; it feeds the mqtt channels too
+        if config.mqtt.enabled:
+            from .mqtt import MqttLink  # paho only where it is used
+
+            self.mqtt = MqttLink(config.mqtt, config.channels, self.hub)
+            self.hub.observers.append(self.mqtt)
         self.pins = Pins(config.gpio)
         self.samplers = [
-            Sampler(channel, self._opener(channel), self.hub.post) for channel in config.channels
+            Sampler(channel, self._opener(channel), self.hub.post)
+            for channel in config.channels if not KINDS[channel.source].fed  # mqtt: fed by the broker, not read
         ]
+        self.metrics = registry_for(self)
         self.history_path = config.resolved_state_dir() / "history.json"
         self.started_at: float | None = None  # monotonic
         self.saved_at = 0.0
@@ -74,8 +86,11 @@ class Livedash:
         self._pump = self.runtime.spawn(self.hub.pump, self.runtime.wait_for)
         for sampler in self.samplers:
             sampler.start()
+        if self.mqtt is not None:
+            self.mqtt.start()
         log.info("sampling %d channel(s): %s", len(self.samplers),
-                 ", ".join(f"{s.channel.name} ({s.channel.source}, {s.channel.rate_hz:g} Hz)" for s in self.samplers))
+                 ", ".join(f"{s.channel.name} ({s.channel.source}, {s.channel.rate_hz:g} Hz)" for s in self.samplers)
+                 or "none but mqtt")
 
     def stop(self) -> None:
         """Tell the clients, stop sampling, let go of the pins, save the history."""
@@ -87,6 +102,8 @@ class Livedash:
         self.pins.close()
         self.hub.close_inbox()
         self.save_history(clean=True)
+        if self.mqtt is not None:
+            self.runtime.wait_for(self.mqtt.stop)  # joins paho's thread: not in the event loop
         self._close_connections()
         self.started_at = None
 
@@ -100,6 +117,10 @@ class Livedash:
         eio = self.socketio.server.eio
         for connection in list(eio.sockets.values()):
             connection.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+
+    def send_backlog(self) -> int:
+        """Packets queued for the pages and not yet written, all clients together."""
+        return sum(connection.queue.qsize() for connection in list(self.socketio.server.eio.sockets.values()))
 
     def save_history(self, clean: bool = False) -> None:
         """Save the rings; the write (fsync on an SD card) runs off the event loop."""
@@ -136,6 +157,8 @@ class Livedash:
         channels = self.hub.channels.values()
         parts = [f"channel {c.name}: fault: {c.reason}" for c in channels if c.status == "fault"]
         parts += [f"channel {c.name}: {c.levels.level}" for c in channels if c.status == "ok" and c.levels.level != "ok"]
+        if self.mqtt is not None and self.mqtt.state != "connected":
+            parts.append(self.mqtt.summary())
         fine = sum(c.status == "ok" for c in channels)
         clients = len(self.hub.clients)
         parts.append(f"{fine} channel{'s' * (fine != 1)} ok, {clients} client{'s' * (clients != 1)}")
@@ -145,7 +168,7 @@ class Livedash:
         now = time.monotonic()
         channels = self.hub.health(now)
         faults = [name for name, c in channels.items() if c["status"] == "fault"]
-        return {
+        health = {
             "status": "ok" if not faults else "degraded",
             "uptime_s": round(now - self.started_at, 3) if self.started_at is not None else 0.0,
             "async_mode": self.runtime.name,
@@ -154,3 +177,8 @@ class Livedash:
             "fanout": self.fanout.health(),
             "channels": channels,
         }
+        if self.mqtt is not None:
+            health["mqtt"] = {"summary": self.mqtt.summary(), **self.mqtt.health()}
+            if self.mqtt.state != "connected":
+                health["status"] = "degraded"
+        return health

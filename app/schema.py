@@ -158,6 +158,16 @@ class Pair(Check):
         return tuple(Number()(v, where, key) for v in value)
 
 
+class Topic(Check):
+    """An MQTT topic named in full: no wildcards (+ #), no empty level at either end; empty: none."""
+
+    expected = "an MQTT topic like livedash/kitchen (no + or #)"
+
+    def accepts(self, value):
+        return (isinstance(value, str) and not any(c in value for c in "+#\0") and len(value.encode()) < 1024
+                and not value.startswith("/") and not value.endswith("/"))
+
+
 @dataclass(frozen=True)
 class Pattern(Check):
     regex: str

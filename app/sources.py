@@ -34,13 +34,18 @@ class Source:
 def open_source(channel: ChannelConfig, pin_factory: Any = None) -> Source:
     """Build *channel*'s source on *pin_factory* (None: gpiozero's default)."""
     read, devices = KINDS[channel.source].open(channel.options, pin_factory)
+    return Source(chain(read, *steps_for(channel)), devices)
+
+
+def steps_for(channel: ChannelConfig) -> list[Callable[[Any], float]]:
+    """What turns a raw reading into the channel's value; a kind that is fed, not read (mqtt), uses it too."""
     steps = [finite]
     if channel.scale_from is not None:
         steps.append(linear(channel.scale_from, channel.scale_to))
     if channel.valid_min is not None or channel.valid_max is not None:
         steps.append(within(channel.valid_min, channel.valid_max, channel.unit))
     steps.append(rounded(channel.decimals))
-    return Source(chain(read, *steps), devices)
+    return steps
 
 
 # The steps: each takes a reading and gives the next.

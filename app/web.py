@@ -8,6 +8,8 @@ import time
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
 from .aggregates import DEFAULT_WINDOW, WINDOWS, window_s
 
 blueprint = Blueprint("web", __name__)
@@ -29,6 +31,12 @@ def index():
 def healthz():
     """What systemd's helpers, the kiosk and a person with curl ask: is it serving, is each channel fresh."""
     return jsonify(_livedash().health())
+
+
+@blueprint.get("/metrics")
+def metrics():
+    """Prometheus' scrape: each channel's value, counts and status, clients, backlogs, the MQTT link."""
+    return Response(generate_latest(_livedash().metrics), content_type=CONTENT_TYPE_LATEST)
 
 
 @blueprint.get("/api/channels")

@@ -115,6 +115,21 @@
   for (const b of buttons) b.addEventListener("click", () => setWindow(b.dataset.window));
   setWindow(view.window, false);
 
+  // ---- Links beyond the page (the MQTT broker): "mqtt: disconnected: why" in the header.
+
+  const links = document.getElementById("links");
+  socket.on("link", (link) => {
+    let item = links.querySelector(`[data-link="${CSS.escape(link.name)}"]`);
+    if (!item) {
+      item = document.createElement("span");
+      item.dataset.link = link.name;
+      links.appendChild(item);
+    }
+    item.dataset.state = link.state;
+    item.textContent = `${link.name}: ${link.state}${link.reason ? `: ${link.reason}` : ""}`;
+    item.title = item.textContent;
+  });
+
   // ---- Channels and their cards.
 
   socket.on("channels", (list) => {

@@ -81,7 +81,7 @@ rate_hz = 50
     ("[server]\nport = 'http'\n", "server.port", "expected a whole number from 1 to 65535, got 'http'"),
     ('[server]\nasync_mode = "gevent"\n', "server.async_mode", "expected one of eventlet, threading, got 'gevent'"),
     ("[server]\nprot = 1\n", "server.prot", "unknown key (expected one of"),
-    ("[sever]\n", "sever", "unknown key (expected one of channels, gpio, server)"),
+    ("[sever]\n", "sever", "unknown key (expected one of channels, gpio, mqtt, server)"),
     ('[gpio]\nsimulate = "yes"\n', "gpio.simulate", "expected true or false, got 'yes'"),
     ("channels = []\n", "channels", "expected at least one [[channels]] table"),
     ('[[channels]]\nname = "Bad Name"\nsource = "random"\n', "channels[0].name", "expected a name of lowercase"),

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.guest import KIOSK_PACKAGES, PACKAGES, WHEELS_IN_GUEST, Guest
+from tests.support.guest import PACKAGES, WHEELS_IN_GUEST, Guest
 from tests.support.server import REPO, wait_until
 
 PROVISIONING = REPO / "provisioning"
@@ -135,7 +135,7 @@ def kiosk(guest, prop):
 def guest(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("trixie-kiosk")
     started = time.monotonic()
-    with Guest(workdir, name="livedash-test", suite="trixie", arch="amd64", packages=PACKAGES + KIOSK_PACKAGES) as g:
+    with Guest(workdir, name="livedash-test", suite="trixie", arch="amd64", packages=PACKAGES) as g:
         g.prepare(REPO / "requirements.txt", dropins={"livedash-kiosk.service.d/headless-test.conf": HEADLESS_DROPIN})
         g.boot()
         g.ready_s = time.monotonic() - started

@@ -131,7 +131,7 @@ def test_an_unauthenticated_lan_client_reaches_only_the_page_assets_health_api_a
                                                            "server.async_mode": "threading"}))
     routes = sorted((rule.rule, tuple(sorted(rule.methods - {"HEAD", "OPTIONS"}))) for rule in app.url_map.iter_rules())
     assert routes == [("/", ("GET",)), ("/api/channels", ("GET",)), ("/api/history/<name>", ("GET",)),
-                      ("/api/history/<name>.csv", ("GET",)), ("/healthz", ("GET",)), ("/static/<path:filename>", ("GET",))]
+                      ("/api/history/<name>.csv", ("GET",)), ("/healthz", ("GET",)), ("/metrics", ("GET",)), ("/static/<path:filename>", ("GET",))]
     # ...and the Socket.IO endpoint, whose only client events are subscribe, unsubscribe and window.
     handlers = app.extensions["socketio"].server.handlers["/"]
     assert sorted(handlers) == ["*", "connect", "disconnect", "subscribe", "unsubscribe", "window"]

@@ -74,5 +74,5 @@ def test_a_new_kinds_keys_are_checked_and_its_pins_are_its_own(tmp_path, tank_ki
     with pytest.raises(ConfigError, match=r"channels\[light\]\.pin: pin 4 is already used by channel water"):
         load(str(path), environ={})
     path.write_text('[[channels]]\nname = "water"\nsource = "tanks"\n')
-    with pytest.raises(ConfigError, match=r"expected one of random, distance, light, adc, tank, got 'tanks'"):
+    with pytest.raises(ConfigError, match=r"expected one of random, distance, light, adc, mqtt, tank, got 'tanks'"):
         load(str(path), environ={})

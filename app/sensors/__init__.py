@@ -19,7 +19,7 @@ from ..schema import Pin
 Reader = Callable[[], float]
 
 # In the order the README and the error messages list them.
-NAMES = ("random", "distance", "light", "adc")
+NAMES = ("random", "distance", "light", "adc", "mqtt")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class Kind:
     # options -> (key, problem) when the keys disagree with each other; None when they agree.
     check: Callable[[Any], tuple[str, str] | None] = lambda options: None
     shares_pins: bool = False  # channels of this kind may share pins (an SPI bus)
+    fed: bool = False  # its samples come to it (mqtt): no sampler reads it, ``open`` is never called
 
     def defaults(self, options: Any) -> Mapping[str, Any]:
         return self.shows(options) if callable(self.shows) else self.shows
