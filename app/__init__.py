@@ -10,9 +10,10 @@ from flask_socketio import SocketIO
 from . import events, web
 from .config import Config
 from .livedash import Livedash
-from .state import secret_key
 
-ROOT = Path(__file__).resolve().parent.parent  # templates/ and static/ sit beside the package
+# templates/ and static/ sit beside the package in a checkout, and inside it in the wheel.
+PACKAGE = Path(__file__).resolve().parent
+ROOT = PACKAGE if (PACKAGE / "templates").is_dir() else PACKAGE.parent
 
 __all__ = ["create_app", "Config"]
 
@@ -20,7 +21,6 @@ __all__ = ["create_app", "Config"]
 def create_app(config: Config) -> Flask:
     """Build the Flask app, its SocketIO and its Livedash from *config*; nothing starts yet."""
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
-    app.config["SECRET_KEY"] = config.server.secret_key or secret_key(config.resolved_state_dir())
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # viewers only read; nothing big is ever posted
     socketio = SocketIO(
         app,

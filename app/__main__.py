@@ -11,30 +11,33 @@ import sys
 # nothing while serving, so plain getaddrinfo at start-up is enough. Must precede eventlet's import.
 os.environ.setdefault("EVENTLET_NO_GREENDNS", "yes")
 
-from .config import ASYNC_MODES, PIN_FACTORIES, ConfigError, load
+from .config import FLAGS, SETTINGS, ConfigError, load
+from .schema import default_of
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="livedash", description="Live numbers from sensors on a web page.")
     parser.add_argument("--config", metavar="PATH", help="TOML file (default: ./livedash.toml, then /etc/livedash/livedash.toml)")
-    parser.add_argument("--host", help="address to listen on (default 0.0.0.0: the whole LAN)")
-    parser.add_argument("--port", help="port to listen on (default 5000)")
-    parser.add_argument("--async-mode", choices=ASYNC_MODES, help="eventlet (default) or threading")
-    parser.add_argument("--pin-factory", choices=PIN_FACTORIES, help="gpiozero pin factory (default auto)")
-    parser.add_argument("--state-dir", metavar="PATH", help="where the secret key and history are kept")
-    parser.add_argument("--log-level", help="debug, info, warning or error")
+    for flag, dotted in FLAGS.items():  # each setting declared with flag=True (app/config.py)
+        setting = SETTINGS[dotted]
+        choices, default = getattr(setting.metadata["check"], "choices", None), default_of(setting)
+        parser.add_argument(flag, dest=dotted, metavar=None if choices else setting.name.upper(), choices=choices,
+                            help=f"{setting.metadata['help']} (default {default!r})".replace("`", ""))
     parser.add_argument("--check-config", action="store_true", help="check the config, print it, and exit")
+    parser.add_argument("--print-config-table", action="store_true",
+                        help="print the README's tables of settings, as declared, and exit")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.print_config_table:
+        from .configdoc import tables
+
+        print(tables())
+        return 0
     try:
-        config = load(args.config, overrides={
-            "server.host": args.host, "server.port": args.port, "server.async_mode": args.async_mode,
-            "server.state_dir": args.state_dir, "server.log_level": args.log_level,
-            "gpio.pin_factory": args.pin_factory,
-        })
+        config = load(args.config, overrides={dotted: getattr(args, dotted) for dotted in FLAGS.values()})
     except ConfigError as e:
         print(f"livedash: config error: {e}", file=sys.stderr)
         return 2

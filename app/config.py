@@ -1,105 +1,164 @@
-"""livedash's configuration: one typed place, with the defaults a laptop needs.
+"""livedash's configuration: every setting declared once, with the defaults a laptop needs.
 
 Values come, weakest first, from the defaults below, one TOML file, ``LIVEDASH_*``
 environment variables and command-line flags. Everything is checked here, at start-up,
 so that a mistake stops the service with one line naming the file, the key and what
 was expected, instead of a traceback an hour later when a sensor is first read.
+
+Each setting is one line below: ``setting(default, check, help)`` (app/schema.py), with
+``env=True`` for a ``LIVEDASH_<KEY>`` variable and ``flag=True`` for a ``--<key>`` flag
+(or ``env="LIVEDASH_MQTT_HOST"``, ``flag="--mqtt-host"`` where a key is in two tables).
+The checks, the variables, the flags and the README's tables are all derived from it.
+
+- A server-level setting: a line in ServerConfig (or GpioConfig).
+- A new table, like ``[mqtt]``: a frozen dataclass of settings, and one line in Config,
+  ``mqtt: MqttConfig = table(MqttConfig, "what it is for")``.
+- A per-channel key: a line in ChannelConfig; checks between keys go in ``_check_channel``.
+- A sensor kind and its own keys: a module in app/sensors/ (see its docstring).
+
+Then regenerate the README's tables: ``./scripts/run --print-config-table`` (a test
+fails while they disagree).
 """
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .levels import Limits
+from .schema import (Boolean, Choice, ConfigError, Number, Pair, Pattern, Text, Topic, Whole, build,
+                     default_of, only_keys, setting, settings)
+from .sensors import KINDS
+
+__all__ = ["Config", "ConfigError", "load"]
+
 # Where the file is looked for when no --config / LIVEDASH_CONFIG names one.
 SEARCH_PATH = (Path("livedash.toml"), Path("/etc/livedash/livedash.toml"))
 
-ASYNC_MODES = ("eventlet", "threading")
-PIN_FACTORIES = ("auto", "mock", "lgpio", "rpigpio", "pigpio", "native")
-LOG_LEVELS = ("debug", "info", "warning", "error")
-SOURCES = ("random", "distance", "light", "adc")
-ADC_CHIPS = ("MCP3001", "MCP3002", "MCP3004", "MCP3008", "MCP3201", "MCP3202", "MCP3204", "MCP3208")
 MAX_RATE_HZ = 200.0
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+PIN_FACTORIES = Choice(("auto", "mock", "lgpio", "rpigpio", "pigpio", "native"))
 
 
-class ConfigError(Exception):
-    """A config value is wrong; the message is the one line a person reads."""
-
-    def __init__(self, where: str, key: str, problem: str):
-        super().__init__(f"{where}: {key}: {problem}")
-        self.where, self.key, self.problem = where, key, problem
+def table(cls, help: str) -> Any:
+    """A ``[name]`` table of the file, holding the settings declared on *cls*."""
+    return field(default_factory=cls, metadata={"table": cls, "help": help})
 
 
 @dataclass(frozen=True)
 class ServerConfig:
-    host: str = "0.0.0.0"  # all interfaces, so the LAN can watch
-    port: int = 5000
-    async_mode: str = "eventlet"  # chosen here, never by what happens to be installed
-    secret_key: str = ""  # empty: generated once and kept in state_dir
-    state_dir: str = ""  # empty: $STATE_DIRECTORY (systemd), else ~/.local/state/livedash
-    history: int = 600  # samples kept per channel
-    save_interval_s: float = 300.0  # how often history is saved: rarely, SD cards wear
-    log_level: str = "info"
-    max_clients: int = 3000  # open pages at once; more are refused with a reason
-    max_clients_per_address: int = 100  # so one runaway machine cannot take them all
-    # Messages a second per client and channel; a faster channel sends its samples in lists.
-    # 50: every channel up to 50 Hz still goes out as one `sample` event per sample.
-    max_frame_hz: float = 50.0
-    client_timeout_s: float = 45.0  # a client that answers no ping or takes nothing this long is let go
-    # Bytes of live frames a WebSocket page may fall behind (its socket buffer full, its backlog
-    # not emptied) before it is let go; it gets history when it returns. 256 KiB: minutes of a
-    # 20 Hz channel, and at most 768 MB if all 3000 pages stalled at once.
-    send_backlog_bytes: int = 256 * 1024
+    host: str = setting("0.0.0.0", Pattern(r"\S+", "an address or host name like 0.0.0.0"),
+                        "address to listen on; all interfaces so the LAN can watch", env=True, flag=True)
+    port: int = setting(5000, Whole(1, 65535), "port to listen on; the Pi's service uses 80", env=True, flag=True)
+    async_mode: str = setting("eventlet", Choice(("eventlet", "threading")),
+                              "how it serves, chosen here: never by what is installed", env=True, flag=True)
+    state_dir: str = setting("", Text(), "empty: `$STATE_DIRECTORY` under systemd (`/var/lib/livedash`), "
+                             "else `~/.local/state/livedash`; the saved history goes here", env=True, flag=True)
+    history: int = setting(600, Whole(10, 100_000), "samples kept per channel, sent to each page on connect", env=True)
+    save_interval_s: float = setting(300.0, Number(low=1.0, high=86400.0),
+                                     "how often history is saved (also on stop); rarely, for the SD card")
+    log_level: str = setting("info", Choice(("debug", "info", "warning", "error")), "how much goes to the log", env=True, flag=True)
+    max_clients: int = setting(3000, Whole(1, 100_000), "open pages at once; one more is refused with the reason")
+    max_clients_per_address: int = setting(100, Whole(1, 100_000), "so one runaway machine cannot take them all")
+    max_frame_hz: float = setting(50.0, Number(low=1.0, high=MAX_RATE_HZ),
+                                  "messages a second per page and channel; a faster channel (up to 200 Hz) sends "
+                                  "its samples in lists (`samples`), every one of them; 20 halves the work again "
+                                  "on a Pi Zero")
+    client_timeout_s: float = setting(45.0, Number(low=1.0, high=3600.0),
+                                      "a page that answers no ping (a hung tab, a phone gone from the Wi-Fi) is let "
+                                      "go, with what was queued for it; it resyncs from history when it returns")
+    send_backlog_bytes: int = setting(256 * 1024, Whole(16 * 1024, 256 * 1024 * 1024),
+                                      "bytes of live frames a WebSocket page may fall behind (its socket full) "
+                                      "before it is let go; it gets history when it returns (256 KiB: minutes "
+                                      "of a 20 Hz channel)")
 
 
 @dataclass(frozen=True)
 class GpioConfig:
-    pin_factory: str = "auto"  # auto: gpiozero's default on a Raspberry Pi, mock pins elsewhere
-    simulate: bool = True  # with mock pins, drive them with a drifting signal (off in tests)
+    pin_factory: str = setting("auto", PIN_FACTORIES, "`auto` is gpiozero's default on a Pi, `mock` elsewhere",
+                               env=True, flag=True)
+    simulate: bool = setting(True, Boolean(), "with mock pins, move them like a live sensor", env=True)
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str = setting("", Text(), "the MQTT broker; empty: no MQTT at all")
+    port: int = setting(1883, Whole(1, 65535), "the broker's port; 8883 is the usual one for TLS")
+    tls: bool = setting(False, Boolean(), "connect with TLS")
+    ca_file: str = setting("", Text(), "with `tls`: the CA that signed the broker's certificate; empty: the system's")
+    username: str = setting("", Text(), "empty: no login (brokers set up by the `mosquitto` role refuse that)")
+    password_file: str = setting("", Text(), "a file holding the password alone, readable by the service")
+    topic_prefix: str = setting("", Topic(), "topics go under it", shown="`livedash/<hostname>`")
+    qos: int = setting(0, Whole(0, 1), "0: at most once; 1: at least once, resent after a reconnect")
+    max_rate_hz: float = setting(10.0, Number(high=MAX_RATE_HZ, above=0.0),
+                                 "per channel: every sample up to this rate, then the latest at this rate")
+    discovery: bool = setting(True, Boolean(), "Home Assistant discovery entries for the published channels")
+    discovery_prefix: str = setting("homeassistant", Topic(), "where Home Assistant looks for them")
+    queue_size: int = setting(1000, Whole(10, 1_000_000), "messages kept while the broker is away; "
+                              "beyond it the oldest are dropped, and counted")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
 
 
 @dataclass(frozen=True)
 class ChannelConfig:
-    name: str
-    source: str
-    rate_hz: float = 1.0
-    label: str = ""  # shown on the page; defaults to the name
-    unit: str = ""
-    decimals: int = 3
-    display_min: float | None = None  # chart y-range hints; None lets the chart follow the data
-    display_max: float | None = None
-    valid_min: float | None = None  # a reading outside these, in the channel's unit, is a
-    valid_max: float | None = None  # sensor fault (a loose wire), not a number to chart
-    scale_from: tuple[float, float] | None = None  # two-point linear map from the source's
-    scale_to: tuple[float, float] | None = None  # natural unit to the channel's unit
-    timeout_s: float = 2.0  # a read taking longer than this is a fault
-    pin_factory: str = ""  # empty: the [gpio] table's
-    options: dict[str, Any] = field(default_factory=dict)  # the source's own keys, checked
+    name: str = setting("", Pattern(r"[a-z][a-z0-9_-]{0,31}", "a name of lowercase letters, digits, - and _ "
+                                    "(starting with a letter, at most 32)"), "lowercase, unique", shown="required")
+    source: str = setting("", Choice(KINDS.keys()), "one of the sources below", shown="required")
+    rate_hz: float = setting(1.0, Number(high=MAX_RATE_HZ, above=0.0), "samples per second, up to 200")
+    label: str = setting("", Text(), "what the page shows", shown="the name")
+    unit: str = setting("", Text(), "shown beside the value", shown="per source")
+    decimals: int = setting(3, Whole(0, 6), "rounding of the value sent", shown="per source")
+    display_min: float | None = setting(None, Number(), "the chart's y range; none lets it follow the data",
+                                        shown="per source")
+    display_max: float | None = setting(None, Number(), "", shown="per source")
+    valid_min: float | None = setting(None, Number(), "a reading outside (in the channel's unit) is a sensor "
+                                      "fault shown on the page, not a value")
+    valid_max: float | None = setting(None, Number(), "")
+    scale_from: tuple[float, float] | None = setting(None, Pair(), "a two-point linear map from the sensor's "
+                                                     "natural unit, e.g. TMP36 `[0.5, 1.5]` V ...", shown="per source")
+    scale_to: tuple[float, float] | None = setting(None, Pair(), "... to `[0, 100]` °C", shown="per source")
+    timeout_s: float = setting(2.0, Number(high=60.0, above=0.0), "a read taking longer is a fault")
+    pin_factory: str = setting("", PIN_FACTORIES, "this channel's pins only", shown="`[gpio]`'s")
+    # Levels (app/levels.py), in the channel's unit; none: no such limit.
+    warn_above: float | None = setting(None, Number(), "limits: beyond one the card shows *warning* or *ALARM*, "
+                                       "each crossing is a `level` event and a log line")
+    warn_below: float | None = setting(None, Number(), "")
+    alarm_above: float | None = setting(None, Number(), "")
+    alarm_below: float | None = setting(None, Number(), "")
+    hysteresis: float = setting(0.0, Number(low=0.0), "how far back inside a limit the value must come "
+                                "before the level falls again")
+    options: Any = None  # the source's own keys: its kind's Options (app/sensors/)
 
     @property
     def title(self) -> str:
         return self.label or self.name
 
     @property
+    def limits(self) -> Limits:
+        return Limits(self.warn_above, self.warn_below, self.alarm_above, self.alarm_below, self.hysteresis)
+
+    @property
     def period_s(self) -> float:
         return 1.0 / self.rate_hz
 
 
+DEFAULT_CHANNELS: tuple[dict[str, Any], ...] = (
+    {"name": "random", "source": "random", "rate_hz": 1.0, "label": "Random", "min": 0, "max": 10, "decimals": 3},
+)
+
+
 @dataclass(frozen=True)
 class Config:
-    server: ServerConfig = field(default_factory=ServerConfig)
-    gpio: GpioConfig = field(default_factory=GpioConfig)
+    server: ServerConfig = table(ServerConfig, "the web server")
+    gpio: GpioConfig = table(GpioConfig, "the pins")
+    mqtt: MqttConfig = table(MqttConfig, "the MQTT broker: publish, Home Assistant, mqtt channels")
     channels: tuple[ChannelConfig, ...] = ()
     path: str = ""  # the file it came from, for messages; empty when none was found
-
-    def channel(self, name: str) -> ChannelConfig:
-        return next(c for c in self.channels if c.name == name)
 
     def resolved_state_dir(self) -> Path:
         if self.server.state_dir:
@@ -111,45 +170,27 @@ class Config:
         return Path(xdg) / "livedash"
 
 
-# The source's own keys and their defaults. A channel's table may hold these and the
-# ChannelConfig keys above, nothing else.
-SOURCE_OPTIONS: dict[str, dict[str, Any]] = {
-    "random": {"min": 0.0, "max": 10.0},
-    # HC-SR04 on gpiozero's DistanceSensor; reads metres, shown in cm by default.
-    "distance": {"echo_pin": 17, "trigger_pin": 18, "max_distance": 2.0},
-    # An LDR and a capacitor on one pin, gpiozero's LightSensor; reads 0..1.
-    "light": {"pin": 4, "charge_time_limit": 0.01},
-    # An MCP3xxx ADC on SPI (clock 11, MOSI 10, MISO 9, select 8 as on the Pi's SPI0);
-    # reads volts: the chip's 0..1 times vref.
-    "adc": {"chip": "MCP3008", "adc_channel": 0, "vref": 3.3,
-            "clock_pin": 11, "mosi_pin": 10, "miso_pin": 9, "select_pin": 8},
-}
+# Derived from the declaration: the tables, and every setting by its dotted name.
+TABLES = {f.name: f.metadata["table"] for f in fields(Config) if "table" in f.metadata}
+SETTINGS = {f"{name}.{f.name}": f for name, cls in TABLES.items() for f in settings(cls)}
 
-# What a channel shows when its table does not say: the sensors' natural units made readable.
-SOURCE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "random": {"decimals": 3},
-    "distance": {"unit": "cm", "decimals": 1, "scale_from": (0.0, 1.0), "scale_to": (0.0, 100.0)},
-    "light": {"unit": "%", "decimals": 0, "scale_from": (0.0, 1.0), "scale_to": (0.0, 100.0),
-              "display_min": 0.0, "display_max": 100.0},
-    "adc": {"unit": "V", "decimals": 3},
-}
 
-DEFAULT_CHANNELS: tuple[dict[str, Any], ...] = (
-    {"name": "random", "source": "random", "rate_hz": 1.0, "label": "Random", "min": 0, "max": 10, "decimals": 3},
-)
+def _named(kind: str, default) -> dict[str, str]:
+    """Each setting's environment variable or flag (*kind*), by name; two of one name are a mistake here."""
+    named: dict[str, str] = {}
+    for dotted, f in SETTINGS.items():
+        if f.metadata[kind]:
+            name = f.metadata[kind] if isinstance(f.metadata[kind], str) else default(f.name)
+            if name in named:
+                raise ValueError(f"{name} is declared for both {named[name]} and {dotted}: name one of them")
+            named[name] = dotted
+    return named
+
 
 # LIVEDASH_* environment variables and the key each sets; anything else is a typo.
-ENVIRONMENT = {
-    "LIVEDASH_HOST": ("server", "host"),
-    "LIVEDASH_PORT": ("server", "port"),
-    "LIVEDASH_ASYNC_MODE": ("server", "async_mode"),
-    "LIVEDASH_SECRET_KEY": ("server", "secret_key"),
-    "LIVEDASH_STATE_DIR": ("server", "state_dir"),
-    "LIVEDASH_HISTORY": ("server", "history"),
-    "LIVEDASH_LOG_LEVEL": ("server", "log_level"),
-    "LIVEDASH_PIN_FACTORY": ("gpio", "pin_factory"),
-    "LIVEDASH_SIMULATE": ("gpio", "simulate"),
-}
+ENVIRONMENT = _named("env", lambda key: f"LIVEDASH_{key.upper()}")
+# Command-line flags and the key each sets.
+FLAGS = _named("flag", lambda key: f"--{key.replace('_', '-')}")
 
 
 def load(path: str | None = None, environ: dict[str, str] | None = None,
@@ -168,13 +209,11 @@ def load(path: str | None = None, environ: dict[str, str] | None = None,
         if name not in ENVIRONMENT:
             raise ConfigError(f"environment variable {name}", name,
                               f"unknown (expected one of {', '.join(sorted(ENVIRONMENT))})")
-        table, key = ENVIRONMENT[name]
-        config = _override(config, table, key, value, f"environment variable {name}")
+        config = _override(config, ENVIRONMENT[name], value, f"environment variable {name}")
     for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
-        table, key = dotted.split(".")
-        config = _override(config, table, key, value, f"command line --{key.replace('_', '-')}")
+        if value is not None:
+            flag = next((f for f, d in FLAGS.items() if d == dotted), dotted)
+            config = _override(config, dotted, value, f"command line {flag}")
     return config
 
 
@@ -196,28 +235,20 @@ def _read_file(path: str | None) -> tuple[dict[str, Any], str]:
 
 
 def _build(raw: dict[str, Any], where: str) -> Config:
-    _only_keys(raw, {"server", "gpio", "channels"}, where, "")
-    server = _table(ServerConfig, raw.get("server", {}), where, "server")
-    gpio = _table(GpioConfig, raw.get("gpio", {}), where, "gpio")
+    only_keys(raw, {*TABLES, "channels"}, where, "")
+    tables = {name: build(cls, raw.get(name, {}), where, name) for name, cls in TABLES.items()}
     channel_tables = raw.get("channels", list(DEFAULT_CHANNELS))
     if not isinstance(channel_tables, list) or not channel_tables:
         raise ConfigError(where, "channels", "expected at least one [[channels]] table")
     channels = tuple(_channel(t, where, f"channels[{i}]") for i, t in enumerate(channel_tables))
     _check_unique(channels, where)
-    return Config(server=server, gpio=gpio, channels=channels, path=where)
+    _check_mqtt(tables["mqtt"], channels, where)
+    return Config(**tables, channels=channels, path=where)
 
 
-def _table(cls, raw: Any, where: str, name: str):
-    if not isinstance(raw, dict):
-        raise ConfigError(where, name, f"expected a table, got {raw!r}")
-    known = {f.name for f in fields(cls)}
-    _only_keys(raw, known, where, name)
-    values = {key: CHECKS[(name, key)](value, where, f"{name}.{key}") for key, value in raw.items()}
-    return cls(**values)
-
-
-def _override(config: Config, table: str, key: str, value: Any, where: str) -> Config:
-    checked = CHECKS[(table, key)](_from_text(value), where, f"{table}.{key}")
+def _override(config: Config, dotted: str, value: Any, where: str) -> Config:
+    table, key = dotted.split(".")
+    checked = SETTINGS[dotted].metadata["check"](_from_text(value), where, dotted)
     return replace(config, **{table: replace(getattr(config, table), **{key: checked})})
 
 
@@ -239,26 +270,16 @@ def _from_text(value: Any) -> Any:
 def _channel(raw: Any, where: str, key: str) -> ChannelConfig:
     if not isinstance(raw, dict):
         raise ConfigError(where, key, f"expected a table, got {raw!r}")
-    name = _name(raw.get("name"), where, f"{key}.name")
+    common = {f.name: f for f in settings(ChannelConfig)}
+    name = common["name"].metadata["check"](raw.get("name"), where, f"{key}.name")
     key = f"channels[{name}]"
-    source = _choice(SOURCES)(raw.get("source"), where, f"{key}.source")
-    options = dict(SOURCE_OPTIONS[source])
-    common = {f.name for f in fields(ChannelConfig)} - {"options"}
-    _only_keys(raw, common | set(options), where, key)
-    values: dict[str, Any] = dict(SOURCE_DEFAULTS[source])
-    for k, v in raw.items():
-        if k in ("name", "source"):
-            continue
-        check = CHANNEL_CHECKS.get(k) or OPTION_CHECKS[(source, k)]
-        checked = check(v, where, f"{key}.{k}")
-        if k in options:
-            options[k] = checked
-        else:
-            values[k] = checked
-    if source == "random":  # the range it draws from is the chart's natural range
-        values.setdefault("display_min", options["min"])
-        values.setdefault("display_max", options["max"])
-    channel = ChannelConfig(name=name, source=source, options=options, **values)
+    kind = KINDS[common["source"].metadata["check"](raw.get("source"), where, f"{key}.source")]
+    own = {f.name for f in settings(kind.options)}
+    only_keys(raw, set(common) | own, where, key)
+    options = build(kind.options, {k: v for k, v in raw.items() if k in own}, where, key)
+    channel = build(ChannelConfig, {k: v for k, v in raw.items() if k in common}, where, key)
+    shown = {k: v for k, v in kind.defaults(options).items() if k not in raw}  # the kind's, unless said
+    channel = replace(channel, options=options, **shown)
     _check_channel(channel, where, key)
     return channel
 
@@ -268,147 +289,41 @@ def _check_channel(c: ChannelConfig, where: str, key: str) -> None:
         raise ConfigError(where, f"{key}.scale_from", "scale_from and scale_to go together")
     if c.scale_from and c.scale_from[0] == c.scale_from[1]:
         raise ConfigError(where, f"{key}.scale_from", "expected two different numbers")
-    if c.source == "random" and c.options["min"] >= c.options["max"]:
-        raise ConfigError(where, f"{key}.max", f"expected more than min ({c.options['min']})")
+    problem = KINDS[c.source].check(c.options)
+    if problem:
+        raise ConfigError(where, f"{key}.{problem[0]}", problem[1])
     if None not in (c.display_min, c.display_max) and c.display_min >= c.display_max:
         raise ConfigError(where, f"{key}.display_max", "expected more than display_min")
     if None not in (c.valid_min, c.valid_max) and c.valid_min >= c.valid_max:
         raise ConfigError(where, f"{key}.valid_max", "expected more than valid_min")
+    problem = c.limits.problem()
+    if problem:
+        raise ConfigError(where, f"{key}.{problem[0]}", problem[1])
+
+
+def _check_mqtt(m: MqttConfig, channels: tuple[ChannelConfig, ...], where: str) -> None:
+    if m.password_file and not m.username:
+        raise ConfigError(where, "mqtt.password_file", "goes with a username")
+    if m.ca_file and not m.tls:
+        raise ConfigError(where, "mqtt.ca_file", "goes with tls = true")
+    for key in ("password_file", "ca_file"):
+        path = getattr(m, key)
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(where, f"mqtt.{key}", f"cannot read {path}")
+    for c in channels:
+        if KINDS[c.source].fed and not m.enabled:
+            raise ConfigError(where, f"channels[{c.name}].source", f"{c.source} needs a broker: set [mqtt] host")
 
 
 def _check_unique(channels: tuple[ChannelConfig, ...], where: str) -> None:
-    """Names are unique; a pin belongs to one channel, except that ADC channels share their SPI bus."""
+    """Names are unique; a pin belongs to one channel, except where a kind shares a bus (ADCs on SPI)."""
     names: set[str] = set()
     owners: dict[int, ChannelConfig] = {}
     for c in channels:
         if c.name in names:
             raise ConfigError(where, f"channels[{c.name}].name", "used by two channels")
         names.add(c.name)
-        for k, pin in c.options.items():
-            if not (k == "pin" or k.endswith("_pin")):
-                continue
+        for k, pin in KINDS[c.source].pins(c.options).items():
             owner = owners.setdefault(pin, c)
-            if owner is not c and not (owner.source == c.source == "adc"):
+            if owner is not c and not (owner.source == c.source and KINDS[c.source].shares_pins):
                 raise ConfigError(where, f"channels[{c.name}].{k}", f"pin {pin} is already used by channel {owner.name}")
-
-
-def _only_keys(raw: dict[str, Any], known: set[str], where: str, table: str) -> None:
-    for key in raw:
-        if key not in known:
-            prefix = f"{table}." if table else ""
-            raise ConfigError(where, f"{prefix}{key}", f"unknown key (expected one of {', '.join(sorted(known))})")
-
-
-# Checks: each takes (value, where, key) and returns the value in its Python type.
-
-def _text(value: Any, where: str, key: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(where, key, f"expected text, got {value!r}")
-    return value
-
-
-def _name(value: Any, where: str, key: str) -> str:
-    if not isinstance(value, str) or not NAME_PATTERN.match(value):
-        raise ConfigError(where, key, f"expected a name of lowercase letters, digits, - and _ "
-                                      f"(starting with a letter, at most 32), got {value!r}")
-    return value
-
-
-def _boolean(value: Any, where: str, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(where, key, f"expected true or false, got {value!r}")
-    return value
-
-
-def _integer(low: int, high: int):
-    def check(value: Any, where: str, key: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ConfigError(where, key, f"expected a whole number from {low} to {high}, got {value!r}")
-        return value
-    return check
-
-
-def _number(low: float = -math.inf, high: float = math.inf, above: float | None = None):
-    def check(value: Any, where: str, key: str) -> float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        ok = ok and low <= value <= high and (above is None or value > above)
-        if not ok:
-            bounds = f"above {above}" if above is not None else ""
-            if high != math.inf:
-                bounds = f"{bounds} up to {high}".strip()
-            raise ConfigError(where, key, f"expected a number {bounds}, got {value!r}".replace("  ", " "))
-        return float(value)
-    return check
-
-
-def _pair(value: Any, where: str, key: str) -> tuple[float, float]:
-    if not isinstance(value, list) or len(value) != 2:
-        raise ConfigError(where, key, f"expected two numbers like [0, 1], got {value!r}")
-    return tuple(_number()(v, where, key) for v in value)  # type: ignore[return-value]
-
-
-def _choice(choices: tuple[str, ...]):
-    def check(value: Any, where: str, key: str) -> str:
-        if value not in choices:
-            raise ConfigError(where, key, f"expected one of {', '.join(choices)}, got {value!r}")
-        return value
-    return check
-
-
-def _host(value: Any, where: str, key: str) -> str:
-    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
-        raise ConfigError(where, key, f"expected an address or host name like 0.0.0.0, got {value!r}")
-    return value
-
-
-_PIN = _integer(0, 27)  # the BCM GPIO numbers on a Raspberry Pi's header
-
-CHECKS = {
-    ("server", "host"): _host,
-    ("server", "port"): _integer(1, 65535),
-    ("server", "async_mode"): _choice(ASYNC_MODES),
-    ("server", "secret_key"): _text,
-    ("server", "state_dir"): _text,
-    ("server", "history"): _integer(10, 100_000),
-    ("server", "save_interval_s"): _number(low=1.0, high=86400.0),
-    ("server", "log_level"): _choice(LOG_LEVELS),
-    ("server", "max_clients"): _integer(1, 100_000),
-    ("server", "max_clients_per_address"): _integer(1, 100_000),
-    ("server", "max_frame_hz"): _number(low=1.0, high=MAX_RATE_HZ),
-    ("server", "client_timeout_s"): _number(low=1.0, high=3600.0),
-    ("server", "send_backlog_bytes"): _integer(16 * 1024, 256 * 1024 * 1024),
-    ("gpio", "pin_factory"): _choice(PIN_FACTORIES),
-    ("gpio", "simulate"): _boolean,
-}
-
-CHANNEL_CHECKS = {
-    "rate_hz": _number(high=MAX_RATE_HZ, above=0.0),
-    "label": _text,
-    "unit": _text,
-    "decimals": _integer(0, 6),
-    "display_min": _number(),
-    "display_max": _number(),
-    "valid_min": _number(),
-    "valid_max": _number(),
-    "scale_from": _pair,
-    "scale_to": _pair,
-    "timeout_s": _number(high=60.0, above=0.0),
-    "pin_factory": _choice(PIN_FACTORIES),
-}
-
-OPTION_CHECKS = {
-    ("random", "min"): _number(),
-    ("random", "max"): _number(),
-    ("distance", "echo_pin"): _PIN,
-    ("distance", "trigger_pin"): _PIN,
-    ("distance", "max_distance"): _number(high=10.0, above=0.0),
-    ("light", "pin"): _PIN,
-    ("light", "charge_time_limit"): _number(high=1.0, above=0.0),
-    ("adc", "chip"): _choice(ADC_CHIPS),
-    ("adc", "adc_channel"): _integer(0, 7),
-    ("adc", "vref"): _number(high=5.5, above=0.0),
-    ("adc", "clock_pin"): _PIN,
-    ("adc", "mosi_pin"): _PIN,
-    ("adc", "miso_pin"): _PIN,
-    ("adc", "select_pin"): _PIN,
-}

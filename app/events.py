@@ -15,6 +15,8 @@ from typing import Any
 from flask import request
 from flask_socketio import ConnectionRefusedError, SocketIO
 
+from .aggregates import window_s
+
 log = logging.getLogger(__name__)
 
 EVENTS_PER_S = 5.0  # a viewer asks for channels now and then, not in a loop
@@ -62,6 +64,13 @@ class Gate:
             raise Refused("unknown-channel", f"no such channel: {', '.join(sorted(set(unknown)))[:200]}")
         return list(dict.fromkeys(names))
 
+    def window(self, value: Any) -> str:
+        try:
+            window_s(value)
+        except ValueError as e:
+            raise Refused("bad-argument", str(e)) from None
+        return value
+
     def note(self, sid: str, refused: Refused) -> dict[str, Any]:
         if (sid, refused.kind) not in self._logged:
             self._logged.add((sid, refused.kind))
@@ -82,11 +91,13 @@ def register(socketio: SocketIO, livedash) -> None:
         address = request.remote_addr or "unknown"
         try:
             gate.admit(address)
-            wanted = gate.channel_names(auth["channels"]) if isinstance(auth, dict) and "channels" in auth else None
+            auth = auth if isinstance(auth, dict) else {}
+            wanted = gate.channel_names(auth["channels"]) if "channels" in auth else None
+            window = gate.window(auth["window"]) if "window" in auth else None
         except Refused as e:
             log.info("client %s refused: %s", address, e)
             raise ConnectionRefusedError(str(e))
-        hub.connect(request.sid, address, wanted)
+        hub.connect(request.sid, address, wanted, window)
 
     @socketio.on("disconnect")
     def disconnect(reason=None):
@@ -106,6 +117,17 @@ def register(socketio: SocketIO, livedash) -> None:
 
     socketio.on_event("subscribe", handler(hub.subscribe))
     socketio.on_event("unsubscribe", handler(hub.unsubscribe))
+
+    @socketio.on("window")
+    def window(name=None):
+        """The page's time window changed: it gets the aggregates that window needs."""
+        try:
+            gate.spend(request.sid)
+            name = gate.window(name)
+        except Refused as e:
+            return gate.note(request.sid, e)
+        hub.set_window(request.sid, name)
+        return {"ok": True, "window": name}
 
     @socketio.on("*")
     def unknown(event, *args):

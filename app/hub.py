@@ -10,6 +10,12 @@ messages a second per client (``samples``, a list, instead of one ``sample`` eac
 client and message is where the server spends its time (queue, wake-up, WebSocket frame,
 send), not per sample; a 200 Hz channel at 50 frames costs a quarter of what it would. A
 channel at or below frame_hz goes out sample by sample, as soon as it is read.
+
+Every sample sent is also kept beyond the raw ring, in the channel's aggregates (min, max,
+mean per second and per minute, app/aggregates.py), and judged against its limits
+(app/levels.py); a crossing goes out as a ``level`` event. A page's time window decides
+what it gets on connect: the raw ring, and the aggregates too when the ring is too short
+(a client that names no window, a script say, gets the raw ring only).
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from .aggregates import WINDOWS, Aggregates
 from .config import ChannelConfig
+from .levels import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,8 @@ class Channel:
         self.last_t = 0.0  # its wall-clock time; t never goes backwards, whatever NTP does
         self.pending: list[Sample] = []  # numbered, waiting for the channel's next frame
         self.framed_at = -float("inf")  # monotonic time its last frame went out
+        self.aggregates = Aggregates()
+        self.levels = Tracker(config.limits)
 
     @property
     def name(self) -> str:
@@ -58,7 +68,21 @@ class Channel:
         c = self.config
         return {"name": c.name, "label": c.title, "unit": c.unit, "rate_hz": c.rate_hz,
                 "decimals": c.decimals, "min": c.display_min, "max": c.display_max,
-                "source": c.source, "status": self.status, "reason": self.reason}
+                "source": c.source, "status": self.status, "reason": self.reason,
+                "raw_span_s": self.raw_span_s, "limits": c.limits.as_dict(),
+                "level": self.levels.level, "limit": self.levels.limit}
+
+    @property
+    def raw_span_s(self) -> float:
+        """How far back the raw ring reaches when full; a longer window needs the aggregates."""
+        return self.samples.maxlen / self.config.rate_hz
+
+    def window(self, window_s: float, now_ms: float) -> dict[str, Any]:
+        """The last *window_s* seconds: raw samples if the ring spans them, else aggregates."""
+        if window_s <= self.raw_span_s:
+            since = now_ms - window_s * 1000
+            return {"kind": "raw", "samples": [s.as_dict() for s in list(self.samples) if s.t >= since]}
+        return {"kind": "aggregates", **self.aggregates.window(window_s, now_ms, self.config.decimals + 2)}
 
     def history(self, since: int = 0) -> list[dict[str, Any]]:
         return [s.as_dict() for s in list(self.samples) if s.seq > since]
@@ -71,6 +95,7 @@ class Channel:
 class Client:
     address: str
     channels: set[str] = field(default_factory=set)
+    window: str | None = None  # the page's time window; None (a script, the load generator): raw only
 
 
 def room(channel: str) -> str:
@@ -80,24 +105,45 @@ def room(channel: str) -> str:
 QUIET = object()  # the inbox had nothing for a while: time to send frames that are due
 
 
+@dataclass(frozen=True)
+class Link:
+    """The state of a connection beyond the pages (the MQTT broker's), shown in their header."""
+    name: str
+    state: str  # connecting, connected or disconnected
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "state": self.state, "reason": self.reason}
+
+
 class Hub:
     """Keeps the channels and fans their samples and status out to the clients."""
 
     def __init__(self, channels: Iterable[ChannelConfig], history: int,
                  emit: Callable[..., None], enter_room: Callable[[str, str], None],
-                 leave_room: Callable[[str, str], None], frame_hz: float = 50.0):
+                 leave_room: Callable[[str, str], None], frame_hz: float = 50.0,
+                 clock: Callable[[], float] = time.monotonic):
         self.channels = {c.name: Channel(c, history) for c in channels}
+        self._clock = clock  # monotonic seconds; tests give a fake one and count frames exactly
         self.frame_s = 1.0 / frame_hz
         self.clients: dict[str, Client] = {}
         self._emit, self._enter_room, self._leave_room = emit, enter_room, leave_room
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
-        self.pumped_at = time.monotonic()  # when the pump last took from the inbox
+        self.pumped_at = self._clock()  # when the pump last took from the inbox
+        self.links: dict[str, Link] = {}
+        # Told in the pump of each numbered sample, ``sample(channel, sample)``, and each status
+        # change, ``status(channel)`` (the MQTT publisher, the metrics): they must never block.
+        self.observers: list[Any] = []
 
     # From any thread.
 
     def post(self, name: str, t: float, value: float | None, fault: str | None) -> None:
         """Thread-safe: what a sampler read (or why it could not)."""
         self._inbox.put((name, t, value, fault))
+
+    def post_link(self, link: Link) -> None:
+        """Thread-safe: a link's new state, for the pages."""
+        self._inbox.put(link)
 
     def close_inbox(self) -> None:
         self._inbox.put(None)
@@ -110,11 +156,13 @@ class Hub:
     def pump(self, wait_for: Callable[[Callable[[], Any]], Any]) -> None:
         """Take posts until the inbox is closed. *wait_for* runs a blocking get without stalling the loop."""
         while True:
-            timeout = self._next_frame_in(time.monotonic())
+            timeout = self._next_frame_in(self._clock())
             item = wait_for(lambda: self._get(timeout))
-            self.pumped_at = time.monotonic()
+            self.pumped_at = self._clock()
             while item is not None:
-                if item is not QUIET:
+                if isinstance(item, Link):
+                    self._set_link(item)
+                elif item is not QUIET:
                     self._take(*item)
                 try:
                     item = self._inbox.get_nowait()
@@ -123,7 +171,7 @@ class Hub:
             else:
                 self._send_frames(float("inf"))  # closing: what was read is sent and kept
                 return
-            self._send_frames(time.monotonic())
+            self._send_frames(self._clock())
 
     def _get(self, timeout: float | None) -> Any:
         try:
@@ -140,8 +188,11 @@ class Hub:
             self._set_status(channel, "ok", None)
         channel.seq += 1
         t = channel.last_t = max(t, channel.last_t)  # a clock stepped back must not reorder the chart
-        channel.pending.append(Sample(channel.seq, t, value))
-        channel.last_at = time.monotonic()
+        sample = Sample(channel.seq, t, value)
+        channel.pending.append(sample)
+        channel.last_at = self._clock()
+        for observer in self.observers:
+            observer.sample(channel, sample)
         if channel.config.rate_hz * self.frame_s <= 1.0:  # not faster than frames: no reason to wait
             self._send_frame(channel, channel.last_at)
 
@@ -166,26 +217,49 @@ class Hub:
         else:
             self._emit("samples", {"channel": channel.name, "samples": [s.as_dict() for s in pending]},
                        to=room(channel.name))
+        for sample in pending:
+            channel.aggregates.add(sample.seq, sample.t, sample.value)
+            self._judge(channel, sample)
+
+    def _judge(self, channel: Channel, sample: Sample) -> None:
+        """A reading against the channel's limits: a crossing is logged once and sent, after its sample."""
+        crossing = channel.levels.update(sample.value)
+        if crossing is None:
+            return
+        log.log(logging.INFO if crossing.level == "ok" else logging.WARNING, "channel %s: %s: %s (limit %s)",
+                channel.name, crossing.level, crossing.value, crossing.limit,
+                extra={"CHANNEL": channel.name, "LEVEL": crossing.level})
+        self._emit("level", {"channel": channel.name, "level": crossing.level, "value": crossing.value,
+                             "limit": crossing.limit}, to=room(channel.name))
 
     def _set_status(self, channel: Channel, status: str, reason: str | None) -> None:
         if (channel.status, channel.reason) == (status, reason):
             return
         if channel.pending:  # the samples read before the change go out before it
-            self._send_frame(channel, time.monotonic())
+            self._send_frame(channel, self._clock())
         if status == "fault":
             log.warning("channel %s: fault: %s", channel.name, reason, extra={"CHANNEL": channel.name})
         elif channel.status == "fault":
             log.info("channel %s: recovered", channel.name, extra={"CHANNEL": channel.name})
         channel.status, channel.reason = status, reason
         self._emit("status", {"channel": channel.name, "status": status, "reason": reason})
+        for observer in self.observers:
+            observer.status(channel)
+
+    def _set_link(self, link: Link) -> None:
+        if self.links.get(link.name) != link:
+            self.links[link.name] = link
+            self._emit("link", link.as_dict())
 
     # Clients.
 
-    def connect(self, sid: str, address: str, wanted: Iterable[str] | None) -> None:
-        """A new client: the channel list, then each subscribed channel's history."""
-        self.clients[sid] = Client(address)
+    def connect(self, sid: str, address: str, wanted: Iterable[str] | None, window: str | None = None) -> None:
+        """A new client: the channel list, then each subscribed channel's history (for its window)."""
+        self.clients[sid] = Client(address, window=window)
         log.info("client %s connected (%d now)", address, len(self.clients), extra={"CLIENTS": len(self.clients)})
         self._emit("channels", self.describe(), to=sid)
+        for link in self.links.values():
+            self._emit("link", link.as_dict(), to=sid)
         self.subscribe(sid, self.channels if wanted is None else wanted)
 
     def disconnect(self, sid: str) -> None:
@@ -206,6 +280,22 @@ class Hub:
             client.channels.add(name)
             self._enter_room(sid, room(name))
             self._emit("history", {"channel": name, "samples": self.channels[name].history()}, to=sid)
+            if client.window is not None:
+                self._send_aggregates(sid, self.channels[name], client.window)
+
+    def set_window(self, sid: str, window: str) -> None:
+        """A client's new time window: the aggregates it now needs (the raw ring it has already)."""
+        client = self.clients[sid]
+        client.window = window
+        for name in sorted(client.channels):
+            self._send_aggregates(sid, self.channels[name], window)
+
+    def _send_aggregates(self, sid: str, channel: Channel, window: str) -> None:
+        """``aggregates`` {channel, window, width_s, seq, buckets}, if the raw ring is too short for
+        *window*; the page folds the live samples after ``seq`` onto these buckets itself."""
+        data = channel.window(WINDOWS[window], time.time() * 1000)
+        if data.pop("kind") == "aggregates":
+            self._emit("aggregates", {"channel": channel.name, "window": window, **data}, to=sid)
 
     def unsubscribe(self, sid: str, names: Iterable[str]) -> None:
         client = self.clients[sid]
@@ -227,7 +317,8 @@ class Hub:
         saved = {}
         for c in self.channels.values():
             samples = c.history() + [s.as_dict() for s in c.pending]
-            saved[c.name] = {"seq": c.seq, "samples": samples[-c.samples.maxlen:]}
+            saved[c.name] = {"seq": c.seq, "samples": samples[-c.samples.maxlen:],
+                             "aggregates": c.aggregates.snapshot()}
         return saved
 
     def restore(self, saved: dict[str, Any], lagging_s: float | None = None) -> None:
@@ -250,6 +341,11 @@ class Hub:
                 continue
             samples.sort(key=lambda s: s.seq)
             channel.samples.extend(s for s in samples if s.seq <= seq)
+            try:
+                if "aggregates" in entry:
+                    channel.aggregates.restore(entry["aggregates"])
+            except (KeyError, TypeError, ValueError) as e:
+                log.warning("saved aggregates of channel %s are damaged (%s); starting them empty", name, e)
             channel.seq = max([seq] + [s.seq for s in samples])
             if channel.samples:
                 channel.last_t = channel.samples[-1].t
@@ -262,5 +358,5 @@ class Hub:
             age = c.age_s(now)
             channels[c.name] = {"status": c.status, "reason": c.reason, "rate_hz": c.config.rate_hz,
                                 "last_sample_age_s": None if age is None else round(age, 3),
-                                "seq": c.seq}
+                                "seq": c.seq, "level": c.levels.level}
         return channels

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ChannelConfig, GpioConfig
+from .sensors import KINDS
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class Pins:
 
     def factory_for(self, channel: ChannelConfig) -> Any:
         """The factory for *channel*'s sensor, its mock pins wired first when it is "mock"."""
-        if channel.source == "random":
+        if KINDS[channel.source].mock is None:  # no pins at all (random)
             return None
         with self._lock:
             name = self._resolve(channel.pin_factory or self.gpio.pin_factory)

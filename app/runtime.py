@@ -66,6 +66,10 @@ class ThreadingRuntime:
         thread.start()
         return thread
 
+    def alive(self, task: threading.Thread) -> bool:
+        """Whether a task from ``spawn`` still runs."""
+        return task.is_alive()
+
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
@@ -107,6 +111,9 @@ class EventletRuntime:
 
     def spawn(self, fn: Callable, *args: Any):
         return self._eventlet.spawn(fn, *args)
+
+    def alive(self, task) -> bool:
+        return not task.dead  # a GreenThread has no is_alive()
 
     def sleep(self, seconds: float) -> None:
         self._eventlet.sleep(seconds)

@@ -1,4 +1,4 @@
-"""Sources: the things a channel reads, software random or a GPIO sensor through gpiozero.
+"""Sources: the things a channel reads (a kind from app/sensors/), made ready for the sampler.
 
 To the sampler every source looks alike: ``read()`` gives one reading in the channel's unit
 or raises, ``close()`` lets go of the hardware. A source is the device's own reading
@@ -9,17 +9,10 @@ than written into each sensor, the way gpiozero's ``tools`` compose ``values``.
 from __future__ import annotations
 
 import math
-import random
-import warnings
 from typing import Any, Callable, Iterable
 
 from .config import ChannelConfig
-
-Reader = Callable[[], float]
-
-# DistanceSensor suggests pigpio for accuracy on every start; there is no pigpio on a Pi 5,
-# and its smoothing queue is accurate enough for a dashboard.
-warnings.filterwarnings("ignore", message="For more accurate readings, use the pigpio pin factory")
+from .sensors import KINDS, Reader
 
 
 class SensorFault(Exception):
@@ -40,14 +33,19 @@ class Source:
 
 def open_source(channel: ChannelConfig, pin_factory: Any = None) -> Source:
     """Build *channel*'s source on *pin_factory* (None: gpiozero's default)."""
-    read, devices = OPENERS[channel.source](channel.options, pin_factory)
+    read, devices = KINDS[channel.source].open(channel.options, pin_factory)
+    return Source(chain(read, *steps_for(channel)), devices)
+
+
+def steps_for(channel: ChannelConfig) -> list[Callable[[Any], float]]:
+    """What turns a raw reading into the channel's value; a kind that is fed, not read (mqtt), uses it too."""
     steps = [finite]
     if channel.scale_from is not None:
         steps.append(linear(channel.scale_from, channel.scale_to))
     if channel.valid_min is not None or channel.valid_max is not None:
         steps.append(within(channel.valid_min, channel.valid_max, channel.unit))
     steps.append(rounded(channel.decimals))
-    return Source(chain(read, *steps), devices)
+    return steps
 
 
 # The steps: each takes a reading and gives the next.
@@ -90,47 +88,3 @@ def within(low: float | None, high: float | None, unit: str = "") -> Callable[[f
 
 def rounded(decimals: int) -> Callable[[float], float]:
     return lambda value: round(value, decimals)
-
-
-# The openers: each builds a source's devices and says how to read them.
-
-def _random(options: dict[str, Any], pin_factory: Any) -> tuple[Reader, list[Any]]:
-    generator = random.Random()
-    low, high = options["min"], options["max"]
-    return (lambda: generator.uniform(low, high)), []
-
-
-def _distance(options: dict[str, Any], pin_factory: Any) -> tuple[Reader, list[Any]]:
-    from gpiozero import DistanceSensor
-
-    sensor = DistanceSensor(echo=options["echo_pin"], trigger=options["trigger_pin"],
-                            max_distance=options["max_distance"], pin_factory=pin_factory)
-    return (lambda: sensor.distance), [sensor]  # metres
-
-
-def _light(options: dict[str, Any], pin_factory: Any) -> tuple[Reader, list[Any]]:
-    from gpiozero import LightSensor
-
-    sensor = LightSensor(options["pin"], charge_time_limit=options["charge_time_limit"],
-                         pin_factory=pin_factory)
-    return (lambda: sensor.value), [sensor]  # 0 dark .. 1 light
-
-
-def _adc(options: dict[str, Any], pin_factory: Any) -> tuple[Reader, list[Any]]:
-    import gpiozero
-
-    chip = getattr(gpiozero, options["chip"])
-    kwargs = {} if options["chip"] in ("MCP3001", "MCP3201") else {"channel": options["adc_channel"]}
-    adc = chip(**kwargs, max_voltage=options["vref"],
-               clock_pin=options["clock_pin"], mosi_pin=options["mosi_pin"],
-               miso_pin=options["miso_pin"], select_pin=options["select_pin"],
-               pin_factory=pin_factory)
-    return (lambda: adc.voltage), [adc]  # volts
-
-
-OPENERS: dict[str, Callable[[dict[str, Any], Any], tuple[Reader, list[Any]]]] = {
-    "random": _random,
-    "distance": _distance,
-    "light": _light,
-    "adc": _adc,
-}

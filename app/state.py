@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import time
 from pathlib import Path
 
@@ -36,19 +35,6 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-
-
-def secret_key(state_dir: Path) -> str:
-    """This device's own secret, made on first start; never in the repo or the config template."""
-    path = ensure_dir(state_dir) / "secret_key"
-    try:
-        key = path.read_text().strip()
-    except FileNotFoundError:
-        key = ""
-    if not key:
-        key = secrets.token_hex(32)
-        write_atomically(path, key.encode())
-    return key
 
 
 def save_history(path: Path, snapshot: dict, clean: bool) -> None:

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .loadgen import Fleet, LagProbe, StalledClient, Tally, tcp_queues
+from .mqtt import line as mqtt_line, mqtt_cost
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -141,7 +142,7 @@ def _kill_all() -> None:
 class Server:
     """livedash (in an async mode), the baseline or the Node.js peer, as a process on a free loopback port."""
 
-    def __init__(self, kind: str, rate_hz: float, workdir: Path, label: str):
+    def __init__(self, kind: str, rate_hz: float, workdir: Path, label: str, config: str | None = None):
         self.kind, self.port = kind, free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         if kind == NODE:
@@ -150,8 +151,8 @@ class Server:
             cmd = [SERVER_PYTHON, str(REPO / "bench" / "baseline_server.py"), "--port", str(self.port),
                    "--rate", str(rate_hz)]
         else:
-            config = workdir / "livedash.toml"
-            config.write_text(f"""[server]
+            path = workdir / "livedash.toml"
+            path.write_text(config or f"""[server]
 max_clients = 10000
 max_clients_per_address = 10000
 
@@ -160,7 +161,7 @@ name = "random"
 source = "random"
 rate_hz = {rate_hz}
 """)
-            cmd = [SERVER_PYTHON, "-m", "app", "--config", str(config), "--host", "127.0.0.1",
+            cmd = [SERVER_PYTHON, "-m", "app", "--config", str(path), "--host", "127.0.0.1",
                    "--port", str(self.port), "--async-mode", kind, "--state-dir", str(workdir / "state"),
                    "--log-level", "warning"]
         self.log = workdir / f"{label}.log"
@@ -713,7 +714,15 @@ def main() -> int:
     parser.add_argument("--quiet-pct", type=float, default=20.0,
                         help="quiet: the machine busy at most this %% of one core (default 20)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/results alone")
+    parser.add_argument("--aggregates", action="store_true",
+                        help="only the dashboard's memory: 24 h of aggregates, 8 channels at 50 Hz (--quick: 1 h)")
+    parser.add_argument("--page", action="store_true",
+                        help="only the page's CPU in Chromium: 4 channels at 20 Hz, 60 s a window (--quick: 10 s)")
+    parser.add_argument("--mqtt", action="store_true",
+                        help="only the CPU cost of publishing four channels at 50 Hz to MQTT (also in the full run)")
     args = parser.parse_args()
+    if args.aggregates or args.page:
+        return dashboard_figures(args)
     args.window = args.window or (3.0 if args.quick else 10.0)
     args.stall_window = args.stall_window or (args.window if args.quick else 20.0)
     args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 3.0)
@@ -736,11 +745,14 @@ def main() -> int:
         scenarios = [s for s in scenarios if args.only in s.name]
     if args.profile_only:
         scenarios, args.profile, args.no_write = [], True, True
+    if args.mqtt:
+        scenarios, args.no_write = [], True
     servers = ["baseline", NODE] + modes
     results: list[Result] = []
     starts: dict[str, list[float]] = {k: [] for k in servers}
     idles: list[dict] = []
     prof = None
+    mqtt = None
     began = time.monotonic()
     print(f"bench: {len(scenarios)} scenarios x {len(servers)} servers, warm-up {args.warmup:g} s, window "
           f"{args.window:g} s, client {args.client}", flush=True)
@@ -766,6 +778,12 @@ def main() -> int:
                           f"RSS {r.peak_rss_mb:4.0f} MB  "
                           f"gen {r.gen_cpu_pct:3.0f}% (delay p99 {r.gen_handling_p99_ms:5.1f} ms)  machine {r.machine_busy_pct:3.0f}%")
                           + f"  [{time.monotonic() - run_began:.0f} s]", flush=True)
+            if not args.profile_only and (args.mqtt or not args.only):
+                wait_quiet(args.quiet_pct, args.quiet_wait)
+                mqtt = mqtt_cost(Server, free_port, TICK, work / "mqtt", 3.0 if args.quick else 10.0)
+                print("  " + mqtt_line(mqtt), flush=True)
+                if args.mqtt:
+                    return 0
             for kind in servers if not args.profile_only else []:
                 try:
                     e = idle(kind, work, 3.0 if args.quick else 10.0, f"idle-{kind}", args)
@@ -798,6 +816,8 @@ def main() -> int:
     checks = check_targets(results, idles, starts, modes)
     text = table(results)
     extra = notes(results, idles, starts)
+    if mqtt:
+        extra += "\n- " + mqtt_line(mqtt)
     m = machine()
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     took = time.monotonic() - began
@@ -810,7 +830,7 @@ def main() -> int:
         {"date": stamp, "machine": m, "versions": v, "quick": args.quick, "client": args.client,
          "warmup_s": args.warmup, "window_s": args.window, "took_s": round(took, 1),
          "results": [asdict(r) for r in results], "idle": idles, "start_s": starts, "targets": checks,
-         "profile": prof}, indent=1))
+         "profile": prof, "mqtt": mqtt}, indent=1))
     server_v = ", ".join(f"{k} {val}" for k, val in v.get("server", {}).items())
     md = [f"# livedash fan-out benchmark{' (--quick)' if args.quick else ''}", "",
           f"- date: {stamp}; took {took / 60:.1f} min",
@@ -831,6 +851,28 @@ def main() -> int:
     (RESULTS / "latest.md").write_text("\n".join(md))
     plot(results, checks, RESULTS / "latest.png")
     print(f"\nwrote {RESULTS}/latest.json, latest.md, latest.png ({took / 60:.1f} min)")
+    return 0
+
+
+def dashboard_figures(args) -> int:
+    """--aggregates and --page (bench/dashboard.py): printed, and kept in bench/results/dashboard.md."""
+    from . import dashboard
+
+    md = ["# livedash dashboard figures", "", f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+          f"{' (--quick)' if args.quick else ''}; machine: {machine()['cpu']}, {machine()['cores']} cores", ""]
+    if args.aggregates:
+        r = dashboard.memory_in(SERVER_PYTHON, 1.0 if args.quick else 24.0)
+        md += ["## Memory of the aggregates", ""] + dashboard.aggregates_md(r) + [""]
+    if args.page:
+        rows = dashboard.page_cpu(SERVER_PYTHON, 10.0 if args.quick else 60.0)
+        md += ["## The page in Chromium (CDP Performance.getMetrics; renderer main thread, % of wall time)", ""]
+        md += dashboard.page_md(rows) + [""]
+    text = "\n".join(md)
+    print(text)
+    if not args.no_write:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "dashboard.md").write_text(text)
+        print(f"wrote {RESULTS}/dashboard.md")
     return 0
 
 

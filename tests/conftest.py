@@ -18,3 +18,20 @@ def no_server_outlives_its_test():
     for server in leftovers:
         server.stop(signal.SIGKILL)
     assert not leftovers, f"{len(leftovers)} livedash process(es) left running by the test"
+
+
+FIGURES = pytest.StashKey[list]()
+
+
+@pytest.fixture(scope="session")
+def figures(request):
+    """Lines a test wants shown at the end of the run, passed or not (the booted guests' timings)."""
+    return request.config.stash.setdefault(FIGURES, [])
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    lines = config.stash.get(FIGURES, [])
+    if lines:
+        terminalreporter.section("figures")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -22,7 +22,7 @@ def test_defaults_run_a_laptop_with_nothing_set(tmp_path, monkeypatch):
     assert config.gpio.pin_factory == "auto" and config.server.history == 600
     [channel] = config.channels
     assert (channel.name, channel.source, channel.rate_hz) == ("random", "random", 1.0)
-    assert (channel.options["min"], channel.options["max"], channel.decimals) == (0, 10, 3)
+    assert (channel.options.min, channel.options.max, channel.decimals) == (0, 10, 3)
 
 
 def test_the_file_in_the_working_directory_is_found(tmp_path, monkeypatch):
@@ -71,8 +71,8 @@ rate_hz = 50
 """)
     config = load(path, environ={})
     temp, rng = config.channels
-    assert temp.options["adc_channel"] == 1 and temp.scale_to == (0.0, 100.0) and temp.unit == "°C"
-    assert rng.options["echo_pin"] == 23 and rng.unit == "cm" and rng.rate_hz == 50
+    assert temp.options.adc_channel == 1 and temp.scale_to == (0.0, 100.0) and temp.unit == "°C"
+    assert rng.options.echo_pin == 23 and rng.unit == "cm" and rng.rate_hz == 50
     assert config.gpio.simulate is False
 
 
@@ -81,7 +81,7 @@ rate_hz = 50
     ("[server]\nport = 'http'\n", "server.port", "expected a whole number from 1 to 65535, got 'http'"),
     ('[server]\nasync_mode = "gevent"\n', "server.async_mode", "expected one of eventlet, threading, got 'gevent'"),
     ("[server]\nprot = 1\n", "server.prot", "unknown key (expected one of"),
-    ("[sever]\n", "sever", "unknown key (expected one of channels, gpio, server)"),
+    ("[sever]\n", "sever", "unknown key (expected one of channels, gpio, mqtt, server)"),
     ('[gpio]\nsimulate = "yes"\n', "gpio.simulate", "expected true or false, got 'yes'"),
     ("channels = []\n", "channels", "expected at least one [[channels]] table"),
     ('[[channels]]\nname = "Bad Name"\nsource = "random"\n', "channels[0].name", "expected a name of lowercase"),
@@ -136,3 +136,35 @@ def test_bad_config_stops_start_up_with_one_line(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "app", "--config", write(tmp_path, ""), "--check-config"],
                         cwd=REPO, capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0 and "config ok" in ok.stdout
+
+
+def test_the_readme_tables_are_the_declaration():
+    """Every setting is declared once (app/config.py, app/sensors/); the README shows that declaration."""
+    from app.configdoc import readme_copy, tables
+
+    readme = (REPO / "README.md").read_text()
+    assert readme_copy(readme) == tables(), "README's config tables are stale: ./scripts/run --print-config-table"
+    result = subprocess.run([sys.executable, "-m", "app", "--print-config-table"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == tables()
+
+
+def test_environment_variables_and_flags_come_from_the_declaration(tmp_path):
+    from app.__main__ import parse_args
+    from app.config import ENVIRONMENT, FLAGS
+
+    assert sorted(ENVIRONMENT) == ["LIVEDASH_ASYNC_MODE", "LIVEDASH_HISTORY", "LIVEDASH_HOST", "LIVEDASH_LOG_LEVEL",
+                                   "LIVEDASH_PIN_FACTORY", "LIVEDASH_PORT", "LIVEDASH_SIMULATE", "LIVEDASH_STATE_DIR"]
+    assert sorted(FLAGS) == ["--async-mode", "--host", "--log-level", "--pin-factory", "--port", "--state-dir"]
+    args = parse_args(["--port", "8081", "--pin-factory", "mock"])
+    assert (getattr(args, "server.port"), getattr(args, "gpio.pin_factory"), getattr(args, "server.host")) == \
+        ("8081", "mock", None)
+    config = load(write(tmp_path, ""), environ={"LIVEDASH_SIMULATE": "false", "LIVEDASH_HISTORY": "50"})
+    assert config.gpio.simulate is False and config.server.history == 50
+
+
+def test_two_settings_of_one_environment_name_are_refused_when_declared():
+    from app.config import _named
+
+    with pytest.raises(ValueError, match="LIVEDASH_HOST is declared for both server.host and"):
+        _named("env", lambda key: "LIVEDASH_HOST")

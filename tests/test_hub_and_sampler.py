@@ -1,12 +1,19 @@
-"""The hub's rings and sequence numbers, and the sampler's timing, faults and recovery."""
+"""The hub's rings and sequence numbers, and the sampler's timing, faults and recovery.
+
+Timing runs on a FakeClock (tests/support/clock.py): the counts are exact, whatever the
+machine's load.
+"""
 
 import threading
-import time
+
+import pytest
 
 from app.config import ChannelConfig
 from app.hub import Hub
 from app.sampler import Sampler
 from app.sources import SensorFault, Source
+from tests.support.clock import WALL_AT_ZERO, FakeClock
+from tests.support.server import wait_until
 
 
 class Emitted:
@@ -33,12 +40,12 @@ class Emitted:
         return out
 
 
-def make_hub(history=5, names=("a", "b"), rates=None):
+def make_hub(history=5, names=("a", "b"), rates=None, **kwargs):
     out = Emitted()
     rates = rates or {}
     hub = Hub([ChannelConfig(name=n, source="random", rate_hz=rates.get(n, 1.0)) for n in names], history, emit=out.emit,
               enter_room=lambda sid, room: out.rooms.append(("enter", sid, room)),
-              leave_room=lambda sid, room: out.rooms.append(("leave", sid, room)))
+              leave_room=lambda sid, room: out.rooms.append(("leave", sid, room)), **kwargs)
     return hub, out
 
 
@@ -66,29 +73,30 @@ def test_ring_keeps_the_newest_with_increasing_seq():
 
 
 def test_a_fast_channel_goes_out_in_frames_with_every_sample():
-    hub, out = make_hub(names=("fast", "slow"), rates={"fast": 200, "slow": 5})
-    hub.frame_s = 0.05  # 20 frames a second
-    pump = threading.Thread(target=hub.pump, args=(lambda get: get(),))
-    pump.start()
+    """One second of a 128 Hz and a 4 Hz channel at 16 frames a second, posted on a fake clock."""
+    clock = FakeClock()
+    hub, out = make_hub(names=("fast", "slow"), rates={"fast": 128, "slow": 4}, frame_hz=16, clock=clock.monotonic)
+    steps = iter(range(128))
 
-    def post(name, rate_hz, seconds):
-        for i in range(int(rate_hz * seconds)):
-            hub.post(name, time.time() * 1000, float(i), None)
-            time.sleep(1 / rate_hz)
+    def wait_for(get):  # the pump waits here: move time to the next read, post it, let the pump take it
+        i = next(steps, None)
+        if i is None:
+            hub.close_inbox()
+        else:
+            clock.now = i / 128
+            hub.post("fast", clock.time() * 1000, float(i), None)
+            if i % 32 == 0:
+                hub.post("slow", clock.time() * 1000, float(i), None)
+        return get()
 
-    slow = threading.Thread(target=post, args=("slow", 5, 1.0))
-    slow.start()
-    post("fast", 200, 1.0)
-    slow.join()
-    hub.close_inbox()
-    pump.join(5)
-    frames = [data for data, _ in out.of("samples")] + [data for data, _ in out.of("sample")]
-    fast = [f for f in frames if f["channel"] == "fast"]
-    assert len(fast) <= 25, f"{len(fast)} messages for 1 s of a 200 Hz channel at 20 frames a second"
-    assert [s["seq"] for s, _ in out.samples() if s["channel"] == "fast"] == list(range(1, 201)), "every sample, in order"
-    assert [d["seq"] for d, _ in out.of("sample") if d["channel"] == "slow"] == [1, 2, 3, 4, 5], \
+    hub.pump(wait_for)
+    fast = [data for event, data, _ in out.calls if event in ("sample", "samples") and data["channel"] == "fast"]
+    assert [len(f.get("samples", [f])) for f in fast] == [1] + [8] * 15 + [7], \
+        "the first at once, then one frame every 1/16 s, the rest when the pump closes"
+    assert [s["seq"] for s, _ in out.samples() if s["channel"] == "fast"] == list(range(1, 129)), "every sample, in order"
+    assert [d["seq"] for d, _ in out.of("sample") if d["channel"] == "slow"] == [1, 2, 3, 4], \
         "a channel slower than the frame rate goes out sample by sample"
-    assert [s["seq"] for s in hub.channels["fast"].history()][-1] == 200
+    assert [s["seq"] for s in hub.channels["fast"].history()][-1] == 128
 
 
 def test_a_snapshot_keeps_samples_still_waiting_for_their_frame():
@@ -136,46 +144,76 @@ def test_connect_sends_channels_then_history_and_joins_rooms():
     assert hub.clients == {}
 
 
-def run_sampler(channel, read, seconds):
+def run_sampler(channel, read, seconds, clock=None):
+    """Run *channel*'s sampler in this thread on a fake clock until *seconds*; what it reported."""
+    clock = clock or FakeClock()
+    clock.until = seconds
     reports = []
-    sampler = Sampler(channel, lambda: Source(read), lambda *r: reports.append(r))
-    sampler.start()
-    time.sleep(seconds)
+    sampler = Sampler(channel, lambda: Source(read), lambda *r: reports.append(r), clock=clock)
+    sampler.run()
     sampler.stop()
     return reports
 
 
+def seconds(reports):
+    """When each report was made, in seconds on the fake clock."""
+    return [r[1] / 1000 - WALL_AT_ZERO for r in reports]
+
+
 def test_sampler_keeps_its_rate_on_the_monotonic_clock():
-    reports = run_sampler(ChannelConfig(name="a", source="random", rate_hz=50), lambda: 1.0, 1.0)
-    good = [r for r in reports if r[3] is None]
-    assert 45 <= len(good) <= 52
-    assert all(r[2] == 1.0 for r in good)
+    reports = run_sampler(ChannelConfig(name="a", source="random", rate_hz=64), lambda: 1.0, 1.0)
+    assert seconds(reports) == [i / 64 for i in range(64)]
+    assert all(r[2] == 1.0 and r[3] is None for r in reports)
+
+
+def test_a_late_wake_up_is_made_up_on_the_next_turn():
+    clock = FakeClock()
+    clock.late = [1 / 256]  # a busy machine wakes the sampler 4 ms late, once
+    reports = run_sampler(ChannelConfig(name="a", source="random", rate_hz=64), lambda: 1.0, 1.0, clock)
+    assert seconds(reports)[:4] == pytest.approx([0, 1 / 64 + 1 / 256, 2 / 64, 3 / 64], abs=1e-6), \
+        "back on its beat, not 4 ms behind for good"
+    assert len(reports) == 64
+
+
+def test_a_read_slower_than_the_period_starts_afresh_without_a_burst():
+    clock = FakeClock()
+
+    def slow_read():
+        clock.now += 1 / 16  # four periods of a 64 Hz channel
+        return 1.0
+
+    reports = run_sampler(ChannelConfig(name="a", source="random", rate_hz=64), slow_read, 1.0, clock)
+    assert seconds(reports) == [i / 16 for i in range(1, 17)]
+    assert set(clock.sleeps) == {0.0}, "no catching up on the missed periods"
 
 
 def test_a_raising_sensor_is_a_fault_with_its_reason_then_recovers():
-    broken = threading.Event()
-    broken.set()
+    clock = FakeClock()
 
     def read():
-        if broken.is_set():
+        if clock.now < 0.25:
             raise SensorFault("no echo received")
         return 7.0
 
-    reports = []
-    channel = ChannelConfig(name="a", source="random", rate_hz=20)
-    sampler = Sampler(channel, lambda: Source(read), lambda *r: reports.append(r))
-    sampler.start()
-    time.sleep(0.3)
-    broken.clear()
-    time.sleep(1.0)  # backoff started at 0.5 s
-    sampler.stop()
-    faults = [r for r in reports if r[3] is not None]
-    assert faults and faults[0][3] == "no echo received"
-    assert len(faults) <= 2, "retries back off instead of hammering the sensor"
-    assert reports[-1][2] == 7.0 and reports[-1][3] is None
+    reports = run_sampler(ChannelConfig(name="a", source="random", rate_hz=16), read, 1.0, clock)
+    assert [(t, r[2], r[3]) for t, r in zip(seconds(reports), reports)] == \
+        [(0.0, None, "no echo received")] + [(0.5 + i / 16, 7.0, None) for i in range(8)], \
+        "one fault, a retry after 0.5 s, then its rate again"
+
+
+def test_retries_back_off_doubling_up_to_30_s():
+    clock = FakeClock()
+
+    def read():
+        raise SensorFault("no echo received")
+
+    reports = run_sampler(ChannelConfig(name="a", source="random", rate_hz=10), read, 100.0, clock)
+    assert seconds(reports) == [0, 0.5, 1.5, 3.5, 7.5, 15.5, 31.5, 61.5, 91.5]
+    assert clock.sleeps == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
 
 
 def test_a_hung_sensor_times_out_and_is_reported_while_the_sampler_stays_alive():
+    """The read timeout is real time (a hung thread is what it guards against): waited for, never counted."""
     release = threading.Event()
 
     def read():
@@ -186,14 +224,15 @@ def test_a_hung_sensor_times_out_and_is_reported_while_the_sampler_stays_alive()
     reports = []
     sampler = Sampler(channel, lambda: Source(read), lambda *r: reports.append(r))
     sampler.start()
-    time.sleep(1.0)
-    assert not sampler.stuck(time.monotonic()), "a faulty sensor is not a stuck sampler"
-    release.set()
-    time.sleep(1.5)
-    sampler.stop()
-    reasons = [r[3] for r in reports if r[3]]
-    assert reasons[0] == "sensor read timed out after 0.2 s"
-    assert [r for r in reports if r[3] is None], "it reads again once the sensor answers"
+    try:
+        wait_until(lambda: [r for r in reports if r[3]], what="the timeout reported")
+        assert reports[0][3] == "sensor read timed out after 0.2 s"
+        assert sampler.problem(sampler.due) is None, "a faulty sensor is not a stuck sampler"
+        release.set()
+        wait_until(lambda: [r for r in reports if r[3] is None], what="a reading once the sensor answers")
+    finally:
+        release.set()
+        sampler.stop()
 
 
 def test_an_unexpected_error_reopens_the_source():
@@ -206,13 +245,49 @@ def test_an_unexpected_error_reopens_the_source():
         return Source(lambda: 2.0)
 
     reports = []
-    sampler = Sampler(ChannelConfig(name="a", source="random", rate_hz=20), open_source,
-                      lambda *r: reports.append(r))
-    sampler.start()
-    time.sleep(0.9)
+    clock = FakeClock(until=1.0)
+    sampler = Sampler(ChannelConfig(name="a", source="random", rate_hz=16), open_source,
+                      lambda *r: reports.append(r), clock=clock)
+    sampler.run()
     sampler.stop()
     assert reports[0][3] == "ZeroDivisionError: division by zero"
-    assert len(opened) == 2 and reports[-1][2] == 2.0
+    assert len(opened) == 2 and [r[2] for r in reports[1:]] == [2.0] * 8
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, SystemExit("bye"), GeneratorExit])
+def test_a_base_exception_in_a_read_is_a_dead_sampler_not_a_silent_one(error):
+    """Not an Exception, so not a sensor fault: the sampler ends, says why, and counts as stuck."""
+    clock = FakeClock(until=10.0)
+    reads = []
+
+    def read():
+        reads.append(clock.now)
+        if len(reads) == 3:
+            raise error
+        return 1.0
+
+    reports = []
+    sampler = Sampler(ChannelConfig(name="a", source="random", rate_hz=1), lambda: Source(read),
+                      lambda *r: reports.append(r), clock=clock)
+    sampler.run()
+    name = error.__name__ if isinstance(error, type) else type(error).__name__
+    died = f"{name}: bye" if isinstance(error, SystemExit) else name
+    assert sampler.died == died
+    assert [r[3] for r in reports] == [None, None, f"sampler died: {died}"], "the page is told"
+    assert sampler.stuck(clock.now) and sampler.problem(clock.now) == f"sampler a has died ({died})"
+    sampler.stop()
+
+
+def test_a_sampler_thread_that_ended_is_stuck():
+    def read():
+        raise KeyboardInterrupt
+
+    sampler = Sampler(ChannelConfig(name="a", source="random", rate_hz=10), lambda: Source(read), lambda *r: None)
+    assert not sampler.stuck(sampler.due), "not started is not dead"
+    sampler.start()
+    wait_until(lambda: not sampler._thread.is_alive(), what="the sampler thread to end")
+    assert sampler.problem(sampler.due) == "sampler a has died (KeyboardInterrupt)"
+    sampler.stop()
 
 
 def test_restore_after_a_crash_numbers_past_what_may_have_been_sent():
@@ -224,6 +299,17 @@ def test_restore_after_a_crash_numbers_past_what_may_have_been_sent():
     crashed.restore(saved, lagging_s=20.0)  # rate 1 Hz: it may have sent 20 more
     assert crashed.channels["a"].seq >= 100 + 20 * 1.5
     assert [s["seq"] for s in crashed.channels["a"].history()] == [99, 100]
+
+
+def test_staleness_is_the_age_of_the_last_sample_on_the_hubs_clock():
+    clock = FakeClock()
+    hub, _ = make_hub(clock=clock.monotonic)
+    assert hub.health(clock.now)["a"]["last_sample_age_s"] is None, "nothing read yet"
+    clock.now = 1.0
+    hub.post("a", clock.time() * 1000, 1.0, None)
+    pump_all(hub)
+    clock.now = 3.5
+    assert hub.health(clock.now)["a"]["last_sample_age_s"] == 2.5
 
 
 def test_a_clock_stepped_back_does_not_reorder_samples():

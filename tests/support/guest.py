@@ -28,14 +28,19 @@ from pathlib import Path
 CACHE = Path(os.environ.get("LIVEDASH_TEST_CACHE", "/var/cache/livedash-test"))
 WHEELS_IN_GUEST = "/var/cache/livedash-wheels"
 
-# What a freshly flashed Raspberry Pi OS Lite has, plus what the playbook installs.
-PACKAGES = [
+# What a freshly flashed Raspberry Pi OS Lite has, plus what the playbook installs where the
+# kiosk skips itself (no display console, as in any guest).
+LITE_PACKAGES = [
     "systemd-sysv", "dbus", "udev", "kmod", "procps", "iproute2", "sudo", "ca-certificates",
     "python3", "python3-apt", "python3-packaging", "python3-venv", "python3-systemd",
     "avahi-daemon", "tzdata",
+]
+# What the kiosk role installs, for a guest that runs the kiosk (on the headless backend).
+KIOSK_PACKAGES = [
     "cage", "xwayland", "chromium", "fonts-dejavu-core", "wlr-randr",
     "grim",  # the test's own: it screenshots the kiosk from inside the guest
 ]
+PACKAGES = LITE_PACKAGES + KIOSK_PACKAGES
 
 # The systems a Pi runs, as (suite, Debian architecture): the Python each has, and the
 # wheel platform pip downloads for it.
@@ -44,7 +49,7 @@ WHEEL_PLATFORMS = {
     "amd64": ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
     "arm64": ["manylinux_2_28_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64"],
 }
-QEMU_ARCHES = {"arm64": "aarch64"}  # architectures this machine runs only through qemu-user
+QEMU_ARCHES = {"arm64": "aarch64", "armhf": "arm"}  # architectures this machine runs only through qemu-user
 
 
 def run(cmd, **kwargs) -> subprocess.CompletedProcess:
@@ -81,15 +86,15 @@ def can_run(arch: str) -> None:
         raise RuntimeError(f"this machine cannot run {arch} binaries: {check.stdout.strip()} {check.stderr.strip()}")
 
 
-def root_tarball(suite: str = "bookworm", arch: str = "amd64") -> Path:
+def root_tarball(suite: str = "bookworm", arch: str = "amd64", packages: list[str] = PACKAGES) -> Path:
     """The guest's root file system as a tarball, built once per suite, architecture and package list."""
-    key = hashlib.sha256(" ".join(PACKAGES).encode()).hexdigest()[:12]
+    key = hashlib.sha256(" ".join(packages).encode()).hexdigest()[:12]
     tarball = CACHE / f"{suite}-{arch}-{key}.tar"
     can_run(arch)
     if not tarball.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         partial = tarball.with_suffix(f".partial-{os.getpid()}.tar")
-        run(["mmdebstrap", "--variant=apt", f"--arch={arch}", f"--include={','.join(PACKAGES)}", suite,
+        run(["mmdebstrap", "--variant=apt", f"--arch={arch}", f"--include={','.join(packages)}", suite,
              str(partial), *mirrors(suite)], capture_output=True)
         partial.rename(tarball)
     return tarball
@@ -119,9 +124,9 @@ class Guest:
     """A booted Debian guest and a LAN viewer namespace; use as a context manager."""
 
     def __init__(self, workdir: Path, name: str = "livedash-test", subnet: int | None = None,
-                 suite: str = "bookworm", arch: str = "amd64"):
+                 suite: str = "bookworm", arch: str = "amd64", packages: list[str] = PACKAGES):
         self.workdir = workdir
-        self.suite, self.arch = suite, arch
+        self.suite, self.arch, self.packages = suite, arch, packages
         self.root = workdir / "root"
         self.name = name
         number = next(_guests)  # several guests may run in one test process
@@ -135,27 +140,23 @@ class Guest:
 
     # Building and booting.
 
-    def prepare(self, requirements: Path) -> "Guest":
+    def prepare(self, requirements: Path, dropins: dict[str, str] | None = None) -> "Guest":
+        """Unpack the root file system and the wheels, and make the LAN. The units run exactly as
+        shipped; *dropins* ({"UNIT.d/NAME.conf": text}, under /etc/systemd/system) is for the one
+        documented override a test may need (the kiosk's headless backend), and nothing else."""
         self.root.mkdir(parents=True)
-        run(["tar", "-xf", str(root_tarball(self.suite, self.arch)), "-C", str(self.root)])
+        run(["tar", "-xf", str(root_tarball(self.suite, self.arch, self.packages)), "-C", str(self.root)])
         wheels = self.root / WHEELS_IN_GUEST.lstrip("/")
         shutil.copytree(wheelhouse(requirements, self.suite, self.arch), wheels)
         # pip in the guest trusts what this machine trusts (a test-harness step, not the playbook's).
         for crt in Path("/usr/local/share/ca-certificates").glob("*.crt"):
             shutil.copy(crt, self.root / "usr/local/share/ca-certificates" / crt.name)
-        self._headless_kiosk()
+        for name, text in (dropins or {}).items():
+            path = self.root / "etc/systemd/system" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
         self._make_lan()
         return self
-
-    def _headless_kiosk(self) -> None:
-        """The guest has no screen and no tty1: the kiosk unit gets cage's headless backend instead."""
-        dropin = self.root / "etc/systemd/system/livedash-kiosk.service.d"
-        dropin.mkdir(parents=True)
-        (dropin / "headless-test.conf").write_text(
-            "# Test harness only: no screen in this guest.\n"
-            "[Service]\n"
-            "StandardInput=null\n"
-            "Environment=WLR_BACKENDS=headless WLR_RENDERER=pixman WLR_LIBINPUT_NO_DEVICES=1\n")
 
     def _make_lan(self) -> None:
         for ns in (self.guest_ns, self.lan_ns):

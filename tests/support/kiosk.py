@@ -4,7 +4,8 @@
 comment lines inside them, quoting, Environment= and ExecStartPre=/ExecStart=/ExecStop=);
 ``expand`` substitutes $VAR and ${VAR} as systemd does when it runs a command. HeadlessKiosk
 then runs those commands as systemd would for ``User=``: ExecStartPre= to completion first,
-then ExecStart= (cage is the main process), ExecStop= with $MAINPID on stop. Only this differs:
+then ExecStart= (cage is the main process) and ExecStartPost=, ExecStop= with $MAINPID on stop.
+Only this differs:
 
 * where the server is: the scheme and host:port of LIVEDASH_KIOSK_URL and ..._HEALTH_URL
   (the unit's path and query stay);
@@ -12,10 +13,13 @@ then ExecStart= (cage is the main process), ExecStop= with $MAINPID on stop. Onl
   /tmp that the user owns, as RuntimeDirectory= would make it;
 * who runs it: a throwaway unprivileged user (cage refuses root), created if missing;
 * what a test needs: WLR_BACKENDS=headless (no screen), Chromium's remote debugging on a
-  free loopback port (Playwright's connect_over_cdp), and cage's ``-r -r``: cage 0.1.4
-  redraws only a transformed output, so without it grim's screenshots show a stale frame.
+  free loopback port (Playwright's connect_over_cdp), and, on an upright output, cage's
+  ``-r -r``: cage 0.1.4 redraws only a transformed output, so without it grim's screenshots
+  show a stale frame (a turned output, kiosk_rotation 90 or 270, is redrawn anyway).
 
-/etc/livedash/kiosk.env (EnvironmentFile=) is not read: that is the Pi's, not the test's.
+/etc/livedash/kiosk.env (EnvironmentFile=) is not read: that is the Pi's, not the test's. A
+test passes ``settings`` instead: what the role would write there (``role_settings`` renders
+the role's own template).
 Processes are found and ended by their ids (those whose environment carries this run's
 marker), never by name or user: other runs may share the user.
 """
@@ -42,7 +46,9 @@ from tests.support.server import REPO, free_port, wait_until
 
 UNIT = REPO / "systemd" / "livedash-kiosk.service"
 # Where provisioning/roles/kiosk installs the repo's scripts, for the commands that name them.
-INSTALLED = {"/usr/local/libexec/livedash-kiosk-wait": REPO / "systemd" / "kiosk-wait"}
+INSTALLED = {"/usr/local/libexec/livedash-kiosk-wait": REPO / "systemd" / "kiosk-wait",
+             "/usr/local/libexec/livedash-kiosk-screen": REPO / "systemd" / "kiosk-screen"}
+ROLE = REPO / "provisioning" / "roles" / "kiosk"
 USER = "ldkiosk-test"
 # What systemd gives a service with User= before the unit's own Environment= (Debian 12).
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -140,6 +146,22 @@ def unit_settings(unit: Path = UNIT) -> tuple[list[str], dict[str, str]]:
 
 # Running it.
 
+def role_settings(cage_version: str = "0.1.4-4", **variables) -> dict[str, str]:
+    """/etc/livedash/kiosk.env as the kiosk role writes it for *variables* on a host with this
+    cage (Debian 12's by default), from the role's own template and defaults."""
+    import jinja2
+    import yaml
+
+    values = {**yaml.safe_load((ROLE / "defaults" / "main.yml").read_text()), **variables}
+    values.update(ansible_managed="Ansible managed", kiosk_cage_version=cage_version,
+                  livedash_port=80, kiosk_url="http://127.0.0.1:80/?kiosk=1",
+                  kiosk_health_url="http://127.0.0.1:80/healthz",
+                  kiosk_cage_manages_outputs=tuple(map(int, cage_version.split("-")[0].split("."))) >= (0, 1, 5))
+    text = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True) \
+        .from_string((ROLE / "templates" / "kiosk.env.j2").read_text()).render(values)
+    return dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+
+
 def ensure_user(name: str = USER) -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(name)
@@ -176,7 +198,8 @@ class HeadlessKiosk:
     wait for the server), then ExecStart=. ``phase`` says where it is.
     """
 
-    def __init__(self, workdir: Path, server_url: str, unit: Path = UNIT, user: str = USER):
+    def __init__(self, workdir: Path, server_url: str, unit: Path = UNIT, user: str = USER,
+                 settings: dict[str, str] | None = None):
         self.unit = read_unit(unit)
         self.user = ensure_user(user)
         self.run_id = uuid.uuid4().hex
@@ -186,7 +209,7 @@ class HeadlessKiosk:
         self.runtime = self.scratch / "run"  # stands in for /run/livedash-kiosk
         self.log = workdir / "kiosk.log"  # the test's folder: root writes it
         self.debug_port = free_port()
-        env = self.unit.environment
+        env = {**self.unit.environment, **(settings or {})}  # EnvironmentFile= wins, as in systemd
         for name in ("LIVEDASH_KIOSK_URL", "LIVEDASH_KIOSK_HEALTH_URL"):
             env[name] = with_origin(env[name], server_url)
         self.environment = self._relocate({
@@ -222,10 +245,11 @@ class HeadlessKiosk:
 
     @property
     def start_command(self) -> list[str]:
-        """ExecStart= plus the test's bits: cage's -r -r, Chromium's remote debugging port."""
+        """ExecStart= plus the test's bits: cage's -r -r if upright, Chromium's remote debugging port."""
         argv = self.command(self.unit.commands("ExecStart")[0])
         assert Path(argv[0]).name == "cage" and "--" in argv, argv
-        argv[1:1] = ["-r", "-r"]
+        if not self.environment.get("LIVEDASH_KIOSK_ROTATE"):
+            argv[1:1] = ["-r", "-r"]
         argv.insert(len(argv) - 1, f"--remote-debugging-port={self.debug_port}")  # before the URL
         return argv
 
@@ -267,6 +291,12 @@ class HeadlessKiosk:
         if not self._stopping:
             self.cage_started = time.time()
             self.cage = self._spawn(self.start_command)
+            # ExecStartPost= (its "-": a failure is logged, the kiosk runs on).
+            for argv in [self.command(words) for words in self.unit.commands("ExecStartPost")]:
+                code = self._spawn(argv).wait()
+                if code != 0:
+                    with open(self.log, "ab") as log:
+                        log.write(f"ExecStartPost {argv} exited with {code} (ignored)\n".encode())
 
     @property
     def phase(self) -> str:
