@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .levels import LEVELS
+
 STATUSES = ("starting", "ok", "fault")
 LINK_STATES = ("connecting", "connected", "disconnected")
 
@@ -54,6 +56,8 @@ class LivedashCollector(Collector):
         status = GaugeMetricFamily("livedash_channel_status", "1 for the channel's current status.",
                                    labels=["channel", "status"])
         rate = GaugeMetricFamily("livedash_channel_rate_hz", "The channel's configured rate.", labels=["channel"])
+        level = GaugeMetricFamily("livedash_channel_level", "1 for the channel's current level (channels with limits).",
+                                  labels=["channel", "level"])
         for c in channels:
             last = c.pending[-1] if c.pending else (c.samples[-1] if c.samples else None)
             if last is not None:
@@ -65,11 +69,19 @@ class LivedashCollector(Collector):
             for s in STATUSES:
                 status.add_metric([c.name, s], float(c.status == s))
             rate.add_metric([c.name], c.config.rate_hz)
-        yield from (value, age, samples, faults, status, rate)
+            if c.config.limits.any:
+                for name in LEVELS:
+                    level.add_metric([c.name, name], float(c.levels.level == name))
+        yield from (value, age, samples, faults, status, rate, level)
 
         yield GaugeMetricFamily("livedash_clients", "Pages connected now.", value=len(livedash.hub.clients))
         yield GaugeMetricFamily("livedash_send_backlog", "Packets queued for the pages, all clients together.",
                                 value=livedash.send_backlog())
+        fanout = livedash.fanout.health()
+        yield GaugeMetricFamily("livedash_broadcast_backlog_bytes", "Live frames waiting for pages whose socket is full.",
+                                value=fanout["backlog_bytes"])
+        yield GaugeMetricFamily("livedash_clients_behind", "Pages with live frames waiting in their backlog.",
+                                value=fanout["clients_behind"])
         yield GaugeMetricFamily("livedash_hub_backlog", "Samples posted and not yet taken by the hub.",
                                 value=livedash.hub.backlog())
         if livedash.started_at is not None:

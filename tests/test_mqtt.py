@@ -83,7 +83,8 @@ def seqs(watcher, topic):
 
 
 def test_publisher_topics_discovery_metrics_and_a_removed_channel(broker, tmp_path):
-    config = mqtt_table(broker, tmp_path, extra="max_rate_hz = 10") + PUBLISHER_CHANNELS
+    always_warn = HUMIDITY.replace("rate_hz = 5", "rate_hz = 5\nmin = 80\nmax = 90\nwarn_above = 70")
+    config = mqtt_table(broker, tmp_path, extra="max_rate_hz = 10") + DISTANCE + always_warn + FAST
     with Watcher(broker, "viewer", "livedash/#") as watcher:
         server = ServerProcess(tmp_path, config).start()
         try:
@@ -122,6 +123,11 @@ def test_publisher_topics_discovery_metrics_and_a_removed_channel(broker, tmp_pa
             assert m[("livedash_channel_samples_total", (("channel", "distance"),))] >= 5
             assert m[("livedash_channel_status", (("channel", "distance"), ("status", "ok")))] == 1
             assert ("livedash_channel_value", (("channel", "distance"), ("unit", "cm"))) in m
+            assert m[("livedash_channel_level", (("channel", "humidity"), ("level", "warn")))] == 1
+            assert m[("livedash_channel_level", (("channel", "humidity"), ("level", "ok")))] == 0
+            assert not any(k[0] == "livedash_channel_level" and ("channel", "distance") in k[1] for k in m), \
+                "a channel without limits has no level"
+            assert m[("livedash_broadcast_backlog_bytes", ())] == 0 and m[("livedash_clients_behind", ())] == 0
             assert m[("livedash_clients", ())] == 0 and m[("livedash_send_backlog", ())] == 0
             assert m[("process_resident_memory_bytes", ())] > 10e6
         finally:
