@@ -22,11 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.guest import PACKAGES, WHEELS_IN_GUEST, Guest
+from tests.support.guest import PACKAGES, Guest
+from tests.support.playbook import recap, run as provision
 from tests.support.server import REPO, wait_until
 
-PROVISIONING = REPO / "provisioning"
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 ARTIFACTS = REPO / "test-artifacts"
 RUNTIME = "/run/livedash-kiosk"
 
@@ -44,18 +43,9 @@ BACKGROUND = (0x0D, 0x11, 0x17)  # the page's --bg (static/livedash.css); cage's
 LIVE = (0x3F, 0xB9, 0x50)  # the "live" badge's --live
 
 
-def playbook(guest, tmp_path, *args, **variables):
-    variables = {"base_hostname": "livedash-test", "kiosk_require_display": "false",
-                 "livedash_pip_environment": json.dumps({"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": WHEELS_IN_GUEST}).replace(" ", ""),
-                 **variables}
-    inventory = guest.inventory(tmp_path / "inventory", **variables)
-    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inventory), "site.yml", *args], cwd=PROVISIONING,
-                          capture_output=True, text=True, timeout=1200)
-
-
-def recap(output):
-    line = [l for l in output.splitlines() if l.startswith("livedash-test")][-1]
-    return dict(field.split("=") for field in line.split(":", 1)[1].split())
+def playbook(guest, *args, **variables):
+    return provision(guest, *args, timeout=1200, base_hostname="livedash-test", kiosk_require_display="false",
+                     **variables)
 
 
 def cage_socket(guest) -> str | None:
@@ -156,7 +146,7 @@ def schedule(guest):
 def provisioned(guest, schedule, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ansible")
     started = time.monotonic()
-    first = playbook(guest, tmp, kiosk_rotation="90", **schedule)
+    first = playbook(guest, kiosk_rotation="90", **schedule)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
     print(f"\ntrixie guest ready in {guest.ready_s:.1f} s; provisioned with the kiosk in {time.monotonic() - started:.1f} s")
     return tmp
@@ -164,11 +154,11 @@ def provisioned(guest, schedule, tmp_path_factory):
 
 def test_refused_settings_stop_the_run_before_anything_changes(guest, tmp_path):
     """On the fresh guest, where a run would change everything: nothing changed."""
-    turned = playbook(guest, tmp_path, kiosk_rotation="45")
+    turned = playbook(guest, kiosk_rotation="45")
     assert turned.returncode != 0
     assert "kiosk_rotation must be 0, 90, 180 or 270 (degrees clockwise), not 45" in turned.stdout
     assert recap(turned.stdout)["changed"] == "0"
-    late = playbook(guest, tmp_path, kiosk_screen_off_at="24:00", kiosk_screen_on_at="07:00")
+    late = playbook(guest, kiosk_screen_off_at="24:00", kiosk_screen_on_at="07:00")
     assert late.returncode != 0 and 'not "24:00" and "07:00"' in late.stdout
     assert recap(late.stdout)["changed"] == "0"
     assert guest.run(["test", "-e", "/etc/livedash"], check=False).returncode != 0, "nothing was written"
@@ -250,7 +240,7 @@ def test_when_chromium_dies_the_kiosk_comes_back_turned(guest, provisioned):
 
 
 def test_a_second_run_changes_nothing(guest, provisioned, schedule):
-    second = playbook(guest, provisioned, kiosk_rotation="90", **schedule)
+    second = playbook(guest, kiosk_rotation="90", **schedule)
     assert second.returncode == 0, second.stdout[-3000:]
     assert recap(second.stdout)["changed"] == "0", second.stdout[-3000:]
 
@@ -263,7 +253,7 @@ def test_the_installed_kiosk_units_verify(guest, provisioned):
 
 
 def test_livedash_kiosk_false_stops_disables_and_removes_the_kiosk(guest, provisioned):
-    removed = playbook(guest, provisioned, livedash_kiosk="false")
+    removed = playbook(guest, livedash_kiosk="false")
     assert removed.returncode == 0, removed.stdout[-3000:]
     assert int(recap(removed.stdout)["changed"]) > 0
     for unit in ("livedash-kiosk.service", "livedash-kiosk-screen-off.timer", "livedash-kiosk-screen-on.timer"):

@@ -26,9 +26,9 @@ import pytest
 
 from tests.support.checkout import build_wheel, copy_checkout
 from tests.support.guest import LITE_PACKAGES, WHEELS_IN_GUEST, Guest, root_tarball
+from tests.support.playbook import ANSIBLE_PLAYBOOK, recap, run as provision
 from tests.support.server import REPO, wait_until
 
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 # The systems livedash is tested on, slowest first (the README lists exactly these).
 # Booted guests. arm64 guests do not boot usefully on CI's qemu-user (7.2, Debian 12): systemd
 # comes up but every service fails with "Result: resources" (journald, dbus, ...), so the
@@ -64,17 +64,8 @@ FETCH = "import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=1
 
 
 def playbook(guest, checkout, *args):
-    """`./scripts/provision ARGS` as a user runs it in their clone: the same playbook, its own
-    ansible.cfg, an inventory naming the guest (reached through nsenter rather than SSH)."""
-    inventory = guest.inventory(guest.workdir / "inventory", base_hostname="livedash-test",
-                                livedash_pip_environment=json.dumps({"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": WHEELS_IN_GUEST}).replace(" ", ""))
-    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inventory), "site.yml", *args], cwd=checkout / "provisioning",
-                          capture_output=True, text=True, timeout=1800)
-
-
-def recap(output, host="livedash-test"):
-    line = [l for l in output.splitlines() if l.startswith(host + " ")][-1]
-    return dict(field.split("=") for field in line.split(":", 1)[1].split())
+    """`./scripts/provision ARGS` as a user runs it in their clone, defaults but the hostname."""
+    return provision(guest, *args, checkout=checkout, base_hostname="livedash-test")
 
 
 def fetch(guest, path):

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from tests.support.guest import LITE_PACKAGES, WHEELS_IN_GUEST, Guest
+from tests.support.guest import LITE_PACKAGES, Guest
+from tests.support.playbook import recap, run as provision
 from tests.support.server import REPO, wait_until
-from tests.test_provisioning import ANSIBLE_PLAYBOOK, PROVISIONING, recap
 
 USERS = [{"name": "hub", "password": "hub-pw"}, {"name": "garage", "password": "garage-pw"},
          {"name": "homeassistant", "password": "ha-pw"}]
@@ -26,15 +26,11 @@ VARIABLES = {
     "livedash_mqtt": {"host": "127.0.0.1", "username": "hub", "password": "hub-pw"},
     "livedash_remote_channels": [{"from": "garage", "channel": "distance", "label": "Garage door", "unit": "cm",
                                   "rate_hz": 1}],
-    "livedash_pip_environment": {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": WHEELS_IN_GUEST},
 }
 
 
-def playbook(guest, tmp_path, *args):
-    variables = {k: v if isinstance(v, str) else json.dumps(v).replace(" ", "") for k, v in VARIABLES.items()}
-    inventory = guest.inventory(tmp_path / "inventory", **variables)
-    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inventory), "site.yml", *args], cwd=PROVISIONING,
-                          capture_output=True, text=True, timeout=900)
+def playbook(guest, *args, **overrides):
+    return provision(guest, *args, timeout=900, **{**VARIABLES, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +40,9 @@ def hub(tmp_path_factory):
     # kiosk's packages do (the role's apt task then finds it installed).
     with Guest(workdir, packages=LITE_PACKAGES + ["mosquitto"]).prepare(REPO / "requirements.txt").boot() as guest:
         started = time.monotonic()
-        first = playbook(guest, workdir)
+        first = playbook(guest)
         assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
         print(f"\nfirst playbook run with the mosquitto role {time.monotonic() - started:.1f} s")
-        guest.ansible_dir = workdir
         yield guest
 
 
@@ -102,19 +97,14 @@ def test_a_remote_pis_channel_is_shown_and_its_death_is_its_fault(hub):
 
 
 def test_a_second_run_and_check_mode_change_nothing(hub):
-    second = playbook(hub, hub.ansible_dir)
+    second = playbook(hub)
     assert second.returncode == 0, second.stdout[-3000:]
     assert recap(second.stdout)["changed"] == "0", second.stdout[-3000:]
-    check = playbook(hub, hub.ansible_dir, "--check", "--diff")
+    check = playbook(hub, "--check", "--diff")
     assert check.returncode == 0 and recap(check.stdout)["changed"] == "0", check.stdout[-3000:]
 
 
 def test_no_users_is_refused_before_anything_changes(hub):
-    saved = VARIABLES["mosquitto_users"]
-    VARIABLES["mosquitto_users"] = []
-    try:
-        refused = playbook(hub, hub.ansible_dir)
-    finally:
-        VARIABLES["mosquitto_users"] = saved
+    refused = playbook(hub, mosquitto_users=[])
     assert refused.returncode != 0 and "mosquitto_users must list at least one" in refused.stdout
     assert recap(refused.stdout)["changed"] == "0"
