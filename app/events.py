@@ -101,7 +101,7 @@ def register(socketio: SocketIO, livedash) -> None:
 
     @socketio.on("disconnect")
     def disconnect(reason=None):
-        hub.disconnect(request.sid)
+        hub.disconnect(request.sid, reason)
         gate.forget(request.sid)
 
     def handler(change):

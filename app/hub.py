@@ -262,11 +262,12 @@ class Hub:
             self._emit("link", link.as_dict(), to=sid)
         self.subscribe(sid, self.channels if wanted is None else wanted)
 
-    def disconnect(self, sid: str) -> None:
+    def disconnect(self, sid: str, reason: str | None = None) -> None:
+        """*reason*: Flask-SocketIO's, e.g. "ping timeout" or "client disconnect", for the log."""
         client = self.clients.pop(sid, None)
         if client is not None:
-            log.info("client %s disconnected (%d now)", client.address, len(self.clients),
-                     extra={"CLIENTS": len(self.clients)})
+            log.info("client %s disconnected (%s; %d now)", client.address, reason or "reason unknown",
+                     len(self.clients), extra={"CLIENTS": len(self.clients)})
 
     def subscribe(self, sid: str, names: Iterable[str]) -> None:
         """Join the rooms before taking history, so nothing falls between; the client drops repeats by seq.

@@ -113,14 +113,9 @@ class Probe(RawClient):
 
     def pause(self) -> None:
         """Stop reading: what the server sends now piles up in the kernel, then in its backlog.
-        It still answers pings, blindly, once a second: only its backlog can get it let go."""
+        It answers no pings either (with its window shut, not even its pongs got through TCP in
+        tries): the test's server waits long for pongs, so only the backlog can let it go."""
         asyncio.get_running_loop().remove_reader(self.sock.fileno())
-        self.ponging = asyncio.get_running_loop().create_task(self._pong())
-
-    async def _pong(self) -> None:
-        while self.sock is not None:
-            self.send_text("3")
-            await asyncio.sleep(1.0)
 
     def live(self, channel: str) -> int:
         """Live samples of *channel* so far (not history)."""
@@ -290,10 +285,12 @@ def test_a_long_polling_client_gets_every_sample(server, watcher, transports):
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"{channel}: a gap or a repeat"
 
 
-def test_a_stalled_client_is_let_go_at_its_backlog_limit_and_others_get_every_sample(server, watcher):
+def test_a_stalled_client_is_let_go_at_its_backlog_limit_and_others_get_every_sample(tmp_path):
     """100 clients read; one stops reading. Its bytes pile up in the kernel, then in its backlog
     (counted in /healthz) until send_backlog_bytes, and it is let go, with the reason in the log.
-    The others get every seq; the stalled one, back, has what it missed from history, no gap."""
+    The others get every seq; the stalled one, back, has what it missed from history, no gap.
+    Its own server, with a long client_timeout_s: the module's (6 s) would let the stalled client
+    go for its missed pongs, often before its backlog is full."""
 
     async def go():
         tally = Tally()
@@ -327,14 +324,18 @@ def test_a_stalled_client_is_let_go_at_its_backlog_limit_and_others_get_every_sa
         await fleet.close()
         return tally, behind, before, back
 
-    tally, behind, before, back = run(go())
-    assert behind >= 1, "the stalled client never had a backlog"
-    assert tally.disconnects == 0 and tally.duplicates == 0
-    assert tally.delivered == 100 * tally.produced(), "a reading client missed samples"
-    seen = sorted(set(before) | set(back.seqs("a")))
-    assert seen == list(range(seen[0], seen[-1] + 1)), "a gap between what the stalled client had and its resync"
-    assert max(before) < max(back.seqs("a"))
-    assert len(LET_GO.findall(server.output())) == 1, "only the stalled client was let go"
+    config = CONFIG.replace(f"client_timeout_s = {CLIENT_TIMEOUT_S:g}", "client_timeout_s = 120")
+    with ServerProcess(tmp_path, config) as server:
+        wait_until(lambda: server.health()["channels"]["a"]["seq"] > 50, what="sampling")
+        tally, behind, before, back = run(go())
+        output = server.output()
+        assert behind >= 1, "the stalled client never had a backlog"
+        assert tally.disconnects == 0 and tally.duplicates == 0
+        assert tally.delivered == 100 * tally.produced(), "a reading client missed samples"
+        seen = sorted(set(before) | set(back.seqs("a")))
+        assert seen == list(range(seen[0], seen[-1] + 1)), "a gap between what the stalled client had and its resync"
+        assert max(before) < max(back.seqs("a"))
+        assert len(LET_GO.findall(output)) == 1, "only the stalled client was let go"
 
 
 def test_pings_keep_a_client_connected_through_a_minute_of_frames(server, watcher):

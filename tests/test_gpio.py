@@ -35,14 +35,17 @@ def pins():
 
 def test_distance_sensor_reads_the_echo_time_as_centimetres(tmp_path, pins):
     factory, simulator = pins
-    c = channel(tmp_path, '[[channels]]\nname="d"\nsource="distance"\necho_pin=17\ntrigger_pin=18\n')
+    # Far targets (1.5 m and 3 m: echoes of 9 and 17 ms) so that a late wake-up of the mock
+    # pin's timer, a millisecond on a loaded machine (17 cm), is a few percent, not a third.
+    c = channel(tmp_path, '[[channels]]\nname="d"\nsource="distance"\necho_pin=17\ntrigger_pin=18\n'
+                          'max_distance=4\n')
     simulator.attach(c)
-    factory.pin(18).echo_time = 2 * 0.5 / SPEED_OF_SOUND  # 50 cm away
+    factory.pin(18).echo_time = 2 * 1.5 / SPEED_OF_SOUND
     source = open_source(c, factory)
     try:
-        reads_near(source, 50, 4)
-        factory.pin(18).echo_time = 2 * 1.2 / SPEED_OF_SOUND
-        reads_near(source, 120, 6)  # once the sensor's own queue of readings turns over
+        reads_near(source, 150, 15)
+        factory.pin(18).echo_time = 2 * 3.0 / SPEED_OF_SOUND
+        reads_near(source, 300, 30)  # once the sensor's own queue of readings turns over
     finally:
         source.close()
 
