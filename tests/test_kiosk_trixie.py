@@ -39,8 +39,10 @@ StandardInput=null
 Environment=WLR_BACKENDS=headless WLR_RENDERER=pixman WLR_LIBINPUT_NO_DEVICES=1
 """
 
-BACKGROUND = (0x0D, 0x11, 0x17)  # the page's --bg (static/livedash.css); cage's own is black
-LIVE = (0x3F, 0xB9, 0x50)  # the "live" badge's --live
+# The page's --bg and its "live" badge's --live (static/livedash.css), in each of its themes:
+# the page follows the browser's colour scheme, and Chromium under cage, with no desktop to
+# ask, prefers light. cage's own background is black.
+THEMES = {"dark": ((0x0D, 0x11, 0x17), (0x3F, 0xB9, 0x50)), "light": ((0xF3, 0xF5, 0xF8), (0x1A, 0x7F, 0x37))}
 
 
 def playbook(guest, *args, **variables):
@@ -96,9 +98,9 @@ def near(a, b, tolerance=12):
     return all(abs(p - q) <= tolerance for p, q in zip(a, b))
 
 
-def live_pixels(image):
+def live_pixels(image, live):
     width, height, _ = image
-    return sum(near(pixel(image, x, y), LIVE, 30) for y in range(0, height, 2) for x in range(0, width, 2))
+    return sum(near(pixel(image, x, y), live, 30) for y in range(0, height, 2) for x in range(0, width, 2))
 
 
 def shows_live_page(image) -> bool:
@@ -108,7 +110,8 @@ def shows_live_page(image) -> bool:
         return False
     width, height, _ = image
     corners = [pixel(image, x, y) for x in (2, width - 3) for y in (height // 2, height - 3)]
-    return all(near(c, BACKGROUND) for c in corners) and live_pixels(image) > 20
+    return any(all(near(c, background) for c in corners) and live_pixels(image, live) > 20
+               for background, live in THEMES.values())
 
 
 def save_png(guest, path):
