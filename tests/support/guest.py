@@ -78,7 +78,9 @@ def can_run(arch: str) -> None:
         return
     binfmt = Path("/proc/sys/fs/binfmt_misc")
     if not (binfmt / "status").exists():
-        run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(binfmt)])
+        mounted = run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(binfmt)], check=False)
+        if not (binfmt / "status").exists():  # not mounted by another guest's build meanwhile either
+            raise RuntimeError(f"cannot mount binfmt_misc for {arch} binaries: {mounted.stderr.strip()}")
     if not (binfmt / f"qemu-{QEMU_ARCHES[arch]}").exists():
         run(["update-binfmts", "--enable", f"qemu-{QEMU_ARCHES[arch]}"], check=False)
     check = run(["arch-test", arch], check=False)
