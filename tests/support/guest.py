@@ -1,7 +1,7 @@
 """A real booted Debian system standing in for the Pi: systemd as PID 1, its own network.
 
 Any of the systems a Pi runs: Debian 12 (bookworm) or 13 (trixie), amd64 or arm64 (the
-Pi's own architecture, run through qemu-user and binfmt). The root file system is built
+Pi's own architecture, run through qemu-user and binfmt; see EMULATOR). The root file system is built
 with mmdebstrap from the mirror this machine's own apt uses (read at run time, never
 written into the repo), cached as a tarball per suite and architecture, and unpacked afresh
 for each run. systemd-nspawn boots it in a network namespace of its own, joined to a second
@@ -15,6 +15,7 @@ from a wheelhouse this machine downloads from PyPI and copies in.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import itertools
 import os
@@ -22,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -51,6 +53,28 @@ WHEEL_PLATFORMS = {
 }
 QEMU_ARCHES = {"arm64": "aarch64", "armhf": "arm"}  # architectures this machine runs only through qemu-user
 
+# The emulator arm64 guests boot under: Debian's qemu-user from this suite (11.1 when written),
+# fetched once into the cache and registered with binfmt_misc ahead of the system's while the
+# tests run. A booted trixie (systemd 257) needs more than Debian 12's qemu-user 7.2 or Debian
+# 13's 10.0 give: clone() with CLONE_PIDFD (7.2 refuses it: "Failed to spawn executor", no
+# service starts) and a statx() that reports mount IDs (10.0 leaves them 0, so systemd takes a
+# service's new root for the old one and every unit with ProtectSystem= or PrivateTmp=, the
+# app's own among them, fails with 226/NAMESPACE).
+EMULATOR = {"suite": "trixie-backports", "package": "qemu-user", "binary": "qemu-aarch64",
+            "name": "livedash-aarch64"}
+# An aarch64 ELF executable, as Debian's qemu-user registers it (/usr/lib/binfmt.d/qemu-aarch64.conf).
+AARCH64_MAGIC = r"\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00"
+AARCH64_MASK = r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff"
+# The one override an emulated guest gets, for Debian's own units (journald, sysusers, tmpfiles,
+# udev...): systemd 257 imports their credentials in a child cloned with CLONE_NEWNS, which
+# qemu-user refuses, so they fail with 243/CREDENTIALS. No livedash unit uses credentials
+# (tests/test_provisioning.py checks), so ours run exactly as shipped.
+EMULATED_DROPINS = {"service.d/livedash-test-qemu-user.conf":
+                    "# qemu-user cannot clone(CLONE_NEWNS), which importing credentials needs.\n"
+                    "[Service]\nImportCredential=\n"}
+_emulator_lock = threading.Lock()
+_emulator_registered = threading.Event()  # set once this process has registered EMULATOR
+
 
 def run(cmd, **kwargs) -> subprocess.CompletedProcess:
     kwargs.setdefault("check", True)
@@ -59,8 +83,8 @@ def run(cmd, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, **kwargs)
 
 
-def mirrors(suite: str) -> list[str]:
-    """This machine's own Debian mirrors (its deb822 sources), as mmdebstrap lines for *suite*."""
+def mirror_uris() -> tuple[str, list[str]]:
+    """This machine's own Debian mirror and security mirrors, from its deb822 apt sources."""
     uris = []
     for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
         uris += [line.split(":", 1)[1].strip() for line in path.read_text().splitlines() if line.startswith("URIs:")]
@@ -68,8 +92,65 @@ def mirrors(suite: str) -> list[str]:
     security = [u for u in uris if u.rstrip("/").endswith("-security")]
     if not main:
         raise RuntimeError("no Debian mirror in this machine's apt sources to build the guest from")
-    return ([f"deb {main[0]} {suite} main", f"deb {main[0]} {suite}-updates main"]
+    return main[0], security
+
+
+def mirrors(suite: str) -> list[str]:
+    """This machine's own Debian mirrors, as mmdebstrap lines for *suite*."""
+    main, security = mirror_uris()
+    return ([f"deb {main} {suite} main", f"deb {main} {suite}-updates main"]
             + [f"deb {u} {suite}-security main" for u in security[:1]])
+
+
+def emulator_binary() -> Path:
+    """EMULATOR's qemu-aarch64, from Debian's package, fetched once into the cache by an apt of
+    its own (its own sources, lists and archive folders: this machine's apt is left as it is)."""
+    folder = CACHE / f"{EMULATOR['package']}-{EMULATOR['suite']}"
+    binary = folder / EMULATOR["binary"]
+    if binary.exists():
+        return binary
+    apt = CACHE / f"apt-{EMULATOR['suite']}"
+    for sub in ("lists/partial", "archives/partial"):
+        (apt / sub).mkdir(parents=True, exist_ok=True)
+    (apt / "sources.list").write_text(f"deb {mirror_uris()[0]} {EMULATOR['suite']} main\n")
+    options = ["-o", f"Dir::Etc::SourceList={apt / 'sources.list'}", "-o", "Dir::Etc::SourceParts=-",
+               "-o", f"Dir::State::Lists={apt / 'lists'}", "-o", f"Dir::Cache={apt}",
+               "-o", "APT::Sandbox::User=root", "-q"]
+    run(["apt-get", *options, "update"])
+    for partial in apt.glob("*.deb"):
+        partial.unlink()
+    run(["apt-get", *options, "download", f"{EMULATOR['package']}/{EMULATOR['suite']}"], cwd=apt)
+    unpacked = CACHE / f"{folder.name}.partial-{os.getpid()}"
+    shutil.rmtree(unpacked, ignore_errors=True)
+    deb = next(apt.glob("*.deb"))
+    run(["dpkg-deb", "-x", str(deb), str(unpacked)])
+    deb.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    (unpacked / "usr/bin" / EMULATOR["binary"]).rename(binary)
+    shutil.rmtree(unpacked)
+    return binary
+
+
+def emulator_version() -> str:
+    """The emulator's version as it gives it, e.g. 11.1.3."""
+    return run([str(emulator_binary()), "--version"]).stdout.split()[2]
+
+
+def register_emulator(binfmt: Path) -> None:
+    """Run aarch64 binaries through EMULATOR until this process ends: binfmt_misc tries the entry
+    registered last first, so the system's own qemu-aarch64 comes back when ours is removed.
+    F (the kernel opens the emulator now) lets it run inside a guest's own mount namespace; P
+    keeps argv[0], as Debian's registration does."""
+    with _emulator_lock:
+        if _emulator_registered.is_set():
+            return
+        entry = binfmt / EMULATOR["name"]
+        if entry.exists():  # left by a run that was killed
+            entry.write_text("-1")
+        (binfmt / "register").write_text(
+            f":{EMULATOR['name']}:M::{AARCH64_MAGIC}:{AARCH64_MASK}:{emulator_binary()}:POF")
+        atexit.register(lambda: entry.exists() and entry.write_text("-1"))
+        _emulator_registered.set()
 
 
 def can_run(arch: str) -> None:
@@ -83,6 +164,8 @@ def can_run(arch: str) -> None:
             raise RuntimeError(f"cannot mount binfmt_misc for {arch} binaries: {mounted.stderr.strip()}")
     if not (binfmt / f"qemu-{QEMU_ARCHES[arch]}").exists():
         run(["update-binfmts", "--enable", f"qemu-{QEMU_ARCHES[arch]}"], check=False)
+    if arch == "arm64":
+        register_emulator(binfmt)
     check = run(["arch-test", arch], check=False)
     if check.returncode != 0:
         raise RuntimeError(f"this machine cannot run {arch} binaries: {check.stdout.strip()} {check.stderr.strip()}")
@@ -145,7 +228,8 @@ class Guest:
     def prepare(self, requirements: Path, dropins: dict[str, str] | None = None) -> "Guest":
         """Unpack the root file system and the wheels, and make the LAN. The units run exactly as
         shipped; *dropins* ({"UNIT.d/NAME.conf": text}, under /etc/systemd/system) is for the one
-        documented override a test may need (the kiosk's headless backend), and nothing else."""
+        documented override a test may need (the kiosk's headless backend), and nothing else. An
+        emulated guest also gets EMULATED_DROPINS, for Debian's own units."""
         self.root.mkdir(parents=True)
         run(["tar", "-xf", str(root_tarball(self.suite, self.arch, self.packages)), "-C", str(self.root)])
         wheels = self.root / WHEELS_IN_GUEST.lstrip("/")
@@ -153,7 +237,8 @@ class Guest:
         # pip in the guest trusts what this machine trusts (a test-harness step, not the playbook's).
         for crt in Path("/usr/local/share/ca-certificates").glob("*.crt"):
             shutil.copy(crt, self.root / "usr/local/share/ca-certificates" / crt.name)
-        for name, text in (dropins or {}).items():
+        emulated = EMULATED_DROPINS if self.arch in QEMU_ARCHES else {}
+        for name, text in {**emulated, **(dropins or {})}.items():
             path = self.root / "etc/systemd/system" / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
