@@ -28,7 +28,7 @@ def run(guest: Guest, *args: str, checkout: Path = REPO, timeout: int = 1800,
     variables = {"livedash_pip_environment": PIP_FROM_WHEELS, **variables}
     inventory = guest.inventory(guest.workdir / "inventory",
                                 **{k: inventory_value(v) for k, v in variables.items()})
-    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inventory), "site.yml", *args],
+    return subprocess.run([*guest.nice, ANSIBLE_PLAYBOOK, "-i", str(inventory), "site.yml", *args],
                           cwd=checkout / "provisioning", capture_output=True, text=True, timeout=timeout)
 
 
