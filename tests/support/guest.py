@@ -1,8 +1,8 @@
 """A real booted Debian system standing in for the Pi: systemd as PID 1, its own network.
 
 Any of the systems a Pi runs: Debian 12 (bookworm) or 13 (trixie), amd64 or arm64 (the
-Pi's own architecture, run through qemu-user and binfmt; see EMULATOR). The root file system is built
-with mmdebstrap from the mirror this machine's own apt uses (read at run time, never
+Pi's own architecture, run through qemu-user and binfmt; see EMULATOR). The root file system
+is built with mmdebstrap from the mirror this machine's own apt uses (read at run time, never
 written into the repo), cached as a tarball per suite and architecture, and unpacked afresh
 for each run. systemd-nspawn boots it in a network namespace of its own, joined to a second
 namespace (the "LAN viewer") by a veth pair. Tests reach the guest's services only from the
